@@ -1,0 +1,290 @@
+"""Configuration: one frozen dataclass per stage, loaded from YAML presets.
+
+Every preset under ``configs/`` is a YAML mapping whose top-level keys are the stage names of
+:class:`Config`. Loading is strict: an unknown key or a value of the wrong type raises
+:class:`ConfigError` naming the dotted key (``sft.epochs``), so a typo never silently falls back
+to a default. Trainer arguments are passed through to the trainer's own config class
+(``transformers.TrainingArguments``) rather than redeclared here, and are checked by it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, missing or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The synthetic toy world: images, the co-occurrence prior and the noisy annotator.
+
+    Attributes:
+        seed: Seed of every random draw in the world.
+        image_size: Side of the square RGB images, in pixels.
+        n_train: Images in the SFT split (captioned and questioned).
+        n_align: Images in the alignment split (unlabelled instructions for RLAIF-V / POVID).
+        n_eval: Images in the held-out evaluation split.
+        min_objects: Fewest objects drawn in one image.
+        max_objects: Most objects drawn in one image.
+        partner_prob: Probability that an object of a co-occurring pair brings its partner.
+        annotator_hallucination_rate: Probability that the caption annotator names an absent
+            partner right after its present member (the language prior, ``q``).
+        synonym_rate: Probability that the annotator names an object by a synonym.
+        captions_per_image: Reference captions written per SFT image.
+        yesno_per_image: Yes/no questions per SFT image (half yes, half no).
+        adversarial_share: Share of the SFT "no" questions that ask for an absent partner.
+        object_size: Inclusive range of object sizes, in pixels.
+        colour_jitter: Largest per-channel colour perturbation of an object.
+        pixel_noise: Standard deviation of Gaussian pixel noise, on a 0-255 scale.
+        pope_per_image: POPE questions per eval image and category (half yes, half no).
+    """
+
+    seed: int = 0
+    image_size: int = 64
+    n_train: int = 1500
+    n_align: int = 400
+    n_eval: int = 300
+    min_objects: int = 1
+    max_objects: int = 4
+    partner_prob: float = 0.7
+    annotator_hallucination_rate: float = 0.5
+    synonym_rate: float = 0.2
+    captions_per_image: int = 2
+    yesno_per_image: int = 2
+    adversarial_share: float = 0.5
+    object_size: tuple[int, int] = (12, 18)
+    colour_jitter: int = 24
+    pixel_noise: float = 6.0
+    pope_per_image: int = 2
+
+
+@dataclass(frozen=True)
+class TinyVLMConfig:
+    """Shape of the tiny LLaVA-style model built locally (CLIP vision tower + Llama decoder)."""
+
+    vision_hidden: int = 128
+    vision_layers: int = 2
+    vision_heads: int = 4
+    patch_size: int = 8
+    text_hidden: int = 128
+    text_layers: int = 2
+    text_heads: int = 4
+    text_intermediate: int = 256
+    vocab_size: int = 512
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which policy model to use.
+
+    Attributes:
+        name_or_path: A hub id or a local ``save_pretrained`` directory. ``None`` builds the tiny
+            toy-world VLM from :attr:`tiny` (and its tokenizer from the world's text).
+        tiny: Shape of the tiny VLM when one is built.
+        trust_remote_code: Passed to ``from_pretrained``; off unless a config turns it on.
+        dtype: Torch dtype name for loading (``float32`` on CPU, ``bfloat16`` on GPU).
+        seed: Seed of the weight initialisation of a built model.
+    """
+
+    name_or_path: str | None = None
+    tiny: TinyVLMConfig = field(default_factory=TinyVLMConfig)
+    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Supervised fine-tuning of the base policy on the world's captions and questions.
+
+    Attributes:
+        trainer: Keyword arguments for ``transformers.TrainingArguments``, passed through as is
+            (its own validation applies). ``output_dir`` is set by the stage.
+        max_length: Token budget per example; longer examples are an error, never truncated.
+    """
+
+    trainer: Mapping[str, Any] = field(default_factory=dict)
+    max_length: int = 160
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation on the held-out split.
+
+    Attributes:
+        max_new_tokens: Generation budget of a description.
+        batch_size: Prompts per generation batch.
+        pope_categories: POPE negative-sampling settings to evaluate.
+        limit: Evaluate on at most this many eval images (``None`` = all).
+    """
+
+    max_new_tokens: int = 48
+    batch_size: int = 64
+    pope_categories: tuple[str, ...] = ("random", "popular", "adversarial")
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where a run writes and how it is seeded."""
+
+    output_dir: str = "runs/demo"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one field per stage."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load a YAML preset into a :class:`Config`.
+
+    Args:
+        path: The YAML file.
+        overrides: Dotted keys to values applied after loading (``{"sft.max_length": 64}``).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: On unknown keys, wrong types or unreadable YAML, naming the key.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    data = _nested_copy(data)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    return from_dict(Config, data)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
+    """Build the dataclass ``cls`` from a mapping, strictly.
+
+    Args:
+        cls: A dataclass type.
+        data: Its field values; missing fields take their defaults.
+        prefix: Dotted path of ``data`` inside the whole config, used in error messages.
+
+    Returns:
+        An instance of ``cls``.
+
+    Raises:
+        ConfigError: Naming the dotted key of the first unknown key or wrongly typed value.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = ", ".join(_join(prefix, k) for k in unknown)
+        raise ConfigError(f"unknown config key(s): {where} (known: {', '.join(sorted(names))})")
+    kwargs = {name: _coerce(hints[name], value, _join(prefix, name)) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Turn a config dataclass into plain YAML/JSON-serialisable data (tuples become lists)."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, Mapping):
+        return {str(k): to_dict(v) for k, v in config.items()}
+    if isinstance(config, list | tuple):
+        return [to_dict(v) for v in config]
+    return config
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} matches none of {tp}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
+        return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin in (Mapping, dict) or tp in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {type(value).__name__} {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported config type {tp}")  # a bug in a dataclass, not input
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _nested_copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _nested_copy(v) for k, v in data.items()}
+    return data
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted}: {part} is not a section")
+        node = child
+    node[last] = value

@@ -1,0 +1,140 @@
+"""Evaluate a policy on held-out prompts: CHAIR-style description metrics and POPE."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import PreTrainedModel, ProcessorMixin
+
+from mmrlaif.config import EvalConfig
+from mmrlaif.evaluation.lexicon import Lexicon
+from mmrlaif.evaluation.metrics import ChairResult, PopeResult, chair, pope_from_answers
+from mmrlaif.io import cell_to_image
+from mmrlaif.models.generate import generate_answers
+from mmrlaif.toyworld.annotate import ANSWER_SUFFIX
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Figures of one evaluation.
+
+    Attributes:
+        chair: Description metrics (CHAIR_i, CHAIR_s, Cover) on the eval prompts.
+        pope: POPE results per negative-sampling category.
+        hallucinated_partner_share: Share of hallucinated mentions that name an absent
+            co-occurring partner of an object in the image (the language prior at work).
+        examples: A few (prompt_id, response, ground truth) for people to read.
+    """
+
+    chair: ChairResult
+    pope: dict[str, PopeResult]
+    hallucinated_partner_share: float
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {
+            "chair": self.chair.to_dict(),
+            "pope": {k: v.to_dict() for k, v in self.pope.items()},
+            "hallucinated_partner_share": self.hallucinated_partner_share,
+            "examples": self.examples,
+        }
+
+    def headline(self) -> dict[str, float]:
+        """The flat figures to log and print."""
+        figures = {
+            "chair_i": self.chair.chair_i,
+            "chair_s": self.chair.chair_s,
+            "cover": self.chair.cover,
+            "hallucinated_partner_share": self.hallucinated_partner_share,
+        }
+        for category, result in self.pope.items():
+            figures[f"pope_{category}_accuracy"] = result.accuracy
+            figures[f"pope_{category}_f1"] = result.f1
+            figures[f"pope_{category}_yes_ratio"] = result.yes_ratio
+        return figures
+
+
+def partner_share(
+    responses: Sequence[str],
+    ground_truth: Sequence[Sequence[str]],
+    lexicon: Lexicon,
+    partners: Mapping[str, str],
+) -> float:
+    """Share of hallucinated objects that are absent co-occurring partners of present objects."""
+    n_hallucinated = 0
+    n_partner = 0
+    for response, gt in zip(responses, ground_truth, strict=True):
+        present = {lexicon.canonical(o) for o in gt}
+        for obj in set(lexicon.objects_in(response)) - present:
+            n_hallucinated += 1
+            n_partner += any(partners.get(p) == obj for p in present)
+    return n_partner / n_hallucinated if n_hallucinated else 0.0
+
+
+def evaluate_policy(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    prompts: Sequence[Mapping[str, Any]],
+    pope_rows: Sequence[Mapping[str, Any]],
+    lexicon: Lexicon,
+    partners: Mapping[str, str],
+    cfg: EvalConfig,
+) -> EvalReport:
+    """Describe each eval image and answer the POPE questions, then score both.
+
+    Args:
+        model: The policy.
+        processor: Its processor.
+        prompts: Rows with ``prompt_id``, ``image``, ``question`` and ground-truth ``objects``.
+        pope_rows: Rows with ``question_id``, ``prompt_id``, ``image``, ``question``,
+            ``category`` and a boolean ``label``.
+        lexicon: Object lexicon for mention extraction.
+        partners: Co-occurring partner of each object that has one.
+        cfg: Generation budget, batch size, categories and limit.
+
+    Returns:
+        The report.
+    """
+    if cfg.limit is not None:
+        keep = {p["prompt_id"] for p in prompts[: cfg.limit]}
+        prompts = [p for p in prompts if p["prompt_id"] in keep]
+        pope_rows = [r for r in pope_rows if r["prompt_id"] in keep]
+    images = [cell_to_image(p["image"], str(p["prompt_id"])) for p in prompts]
+    responses = generate_answers(
+        model, processor, images, [p["question"] for p in prompts], cfg.max_new_tokens,
+        cfg.batch_size, progress_every=5,
+    )
+    ground_truth = [list(p["objects"]) for p in prompts]
+    chair_result = chair(responses, ground_truth, lexicon)
+    pope_results: dict[str, PopeResult] = {}
+    counts = Counter(r["category"] for r in pope_rows)
+    for category in cfg.pope_categories:
+        if not counts[category]:
+            raise ValueError(f"no POPE questions of category {category!r} in the eval table")
+        rows = [r for r in pope_rows if r["category"] == category]
+        answers = generate_answers(
+            model, processor,
+            [cell_to_image(r["image"], str(r["question_id"])) for r in rows],
+            [r["question"] + ANSWER_SUFFIX for r in rows],
+            max_new_tokens=3, batch_size=cfg.batch_size,
+        )
+        pope_results[category] = pope_from_answers(answers, [bool(r["label"]) for r in rows])
+    examples = [
+        {"prompt_id": p["prompt_id"], "response": r, "objects": list(p["objects"])}
+        for p, r in list(zip(prompts, responses))[:8]
+    ]
+    report = EvalReport(
+        chair_result,
+        pope_results,
+        partner_share(responses, ground_truth, lexicon, partners),
+        examples,
+    )
+    logger.info("evaluation: %s", {k: round(v, 4) for k, v in report.headline().items()})
+    return report

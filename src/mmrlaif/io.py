@@ -1,0 +1,154 @@
+"""Artifact tables and files: Parquet tables with images in the HF ``Image`` layout.
+
+Tables flow between stages as Parquet files, one row per item. Image columns hold the Hugging
+Face ``datasets.Image`` layout ``{"bytes": <png>, "path": None}`` and carry the ``huggingface``
+schema metadata, so ``datasets.load_dataset("parquet", ...)`` decodes them as images.
+
+Every write goes to a temporary name beside the target and is renamed into place last, so a
+reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+class ImageError(ValueError):
+    """An image cell is missing, empty or cannot be decoded."""
+
+
+def image_to_cell(image: Image.Image) -> dict[str, Any]:
+    """Encode a PIL image as an HF ``Image`` cell (PNG bytes, no path)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return {"bytes": buf.getvalue(), "path": None}
+
+
+def cell_to_image(cell: Mapping[str, Any] | None, item: str) -> Image.Image:
+    """Decode an HF ``Image`` cell into an RGB PIL image.
+
+    Args:
+        cell: ``{"bytes": ..., "path": ...}``; bytes win over path.
+        item: Name of the row (e.g. its ``prompt_id``), used in errors.
+
+    Raises:
+        ImageError: Naming ``item`` when the cell is missing, empty or undecodable.
+    """
+    if cell is None:
+        raise ImageError(f"{item}: image is missing")
+    data = cell.get("bytes")
+    path = cell.get("path")
+    try:
+        if data:
+            image = Image.open(io.BytesIO(data))
+        elif path:
+            image = Image.open(path)
+        else:
+            raise ImageError(f"{item}: image cell has neither bytes nor path")
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageError(f"{item}: image cannot be decoded ({exc})") from exc
+    return image.convert("RGB")
+
+
+def write_table(
+    table: pa.Table | Sequence[Mapping[str, Any]],
+    path: str | Path,
+    image_columns: Sequence[str] = ("image",),
+) -> Path:
+    """Write a table to Parquet atomically, tagging image columns for ``datasets``.
+
+    Args:
+        table: A pyarrow table, or rows as mappings.
+        path: Target ``.parquet`` file; parent folders are created.
+        image_columns: Columns in the HF ``Image`` layout (those absent are ignored).
+
+    Returns:
+        The written path.
+    """
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pylist(list(table)) if table else pa.table({})
+    present = [c for c in image_columns if c in table.column_names]
+    if present:
+        table = _tag_images(table, present)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    logger.debug("wrote %d rows to %s", table.num_rows, path)
+    return path
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read a Parquet table written by :func:`write_table` (or any Parquet file)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"table not found: {path}")
+    return pq.read_table(path, columns=list(columns) if columns else None)
+
+
+def read_rows(path: str | Path, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Read a Parquet table as a list of row dicts."""
+    return read_table(path, columns).to_pylist()
+
+
+def write_json(data: Any, path: str | Path) -> Path:
+    """Write JSON atomically (sorted keys, indented)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    On error the temporary file is removed and ``path`` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _tag_images(table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    fields = []
+    for f in table.schema:
+        fields.append(pa.field(f.name, IMAGE_TYPE) if f.name in columns else f)
+    table = table.cast(pa.schema(fields))
+    features = {
+        f.name: ({"_type": "Image"} if f.name in columns else _feature_of(f.type))
+        for f in table.schema
+    }
+    meta = dict(table.schema.metadata or {})
+    meta[b"huggingface"] = json.dumps({"info": {"features": features}}).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def _feature_of(arrow_type: pa.DataType) -> dict[str, Any]:
+    """Describe an Arrow type as a ``datasets`` feature dict."""
+    from datasets import Features
+
+    return Features.from_arrow_schema(pa.schema([("x", arrow_type)])).to_dict()["x"]

@@ -1,0 +1,53 @@
+"""Load a policy or labeler VLM: the same function for a hub id, a local path or a tiny model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(ValueError):
+    """A model path or id cannot be loaded."""
+
+
+def load_vlm(
+    name_or_path: str | Path,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    device: str | None = None,
+) -> tuple[PreTrainedModel, ProcessorMixin]:
+    """Load an image-text-to-text model and its processor with the Auto classes.
+
+    Args:
+        name_or_path: A hub id (e.g. ``llava-hf/llava-1.5-7b-hf``) or a local directory written
+            by ``save_pretrained``.
+        dtype: ``float32``, ``bfloat16`` or ``float16``.
+        trust_remote_code: Allow code from the checkpoint; off unless a config turns it on.
+        device: Where to put the model (default: CUDA if available, else CPU).
+
+    Returns:
+        The model in eval mode and its processor (left padding, for batched generation).
+
+    Raises:
+        ModelLoadError: Naming the path when a local directory does not exist or has no config.
+    """
+    looks_local = str(name_or_path).startswith((".", "/")) or Path(name_or_path).exists()
+    if looks_local and not (Path(name_or_path) / "config.json").is_file():
+        raise ModelLoadError(f"model path {name_or_path} has no config.json (not a saved model)")
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPES)})")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModelForImageTextToText.from_pretrained(
+        name_or_path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
+    )
+    processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    processor.tokenizer.padding_side = "left"
+    logger.info("loaded %s (%s) on %s", name_or_path, type(model).__name__, device)
+    return model.to(device).eval(), processor
