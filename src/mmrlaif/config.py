@@ -203,7 +203,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     if unknown:
         where = ", ".join(_join(prefix, k) for k in unknown)
         raise ConfigError(f"unknown config key(s): {where} (known: {', '.join(sorted(names))})")
-    kwargs = {name: _coerce(hints[name], value, _join(prefix, name)) for name, value in data.items()}
+    kwargs = {
+        name: _coerce(hints[name], value, _join(prefix, name)) for name, value in data.items()
+    }
     return cls(**kwargs)
 
 
@@ -245,7 +247,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
-        return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(
+            _coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if origin in (Mapping, dict) or tp in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")

@@ -6,16 +6,18 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedModel, ProcessorMixin
 
-from mmrlaif.config import EvalConfig
+from mmrlaif.config import EvalConfig, ModelConfig
 from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.evaluation.metrics import ChairResult, PopeResult, chair, pope_from_answers
-from mmrlaif.io import cell_to_image
+from mmrlaif.io import cell_to_image, read_rows, write_json
 from mmrlaif.models.generate import generate_answers
-from mmrlaif.toyworld.annotate import ANSWER_SUFFIX
+from mmrlaif.models.load import load_vlm
+from mmrlaif.toyworld.vocab import object_names, partner_of, toy_lexicon
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +110,13 @@ def evaluate_policy(
         pope_rows = [r for r in pope_rows if r["prompt_id"] in keep]
     images = [cell_to_image(p["image"], str(p["prompt_id"])) for p in prompts]
     responses = generate_answers(
-        model, processor, images, [p["question"] for p in prompts], cfg.max_new_tokens,
-        cfg.batch_size, progress_every=5,
+        model,
+        processor,
+        images,
+        [p["question"] for p in prompts],
+        cfg.max_new_tokens,
+        cfg.batch_size,
+        progress_every=5,
     )
     ground_truth = [list(p["objects"]) for p in prompts]
     chair_result = chair(responses, ground_truth, lexicon)
@@ -120,15 +127,17 @@ def evaluate_policy(
             raise ValueError(f"no POPE questions of category {category!r} in the eval table")
         rows = [r for r in pope_rows if r["category"] == category]
         answers = generate_answers(
-            model, processor,
+            model,
+            processor,
             [cell_to_image(r["image"], str(r["question_id"])) for r in rows],
-            [r["question"] + ANSWER_SUFFIX for r in rows],
-            max_new_tokens=3, batch_size=cfg.batch_size,
+            [r["question"] for r in rows],
+            max_new_tokens=3,
+            batch_size=cfg.batch_size,
         )
         pope_results[category] = pope_from_answers(answers, [bool(r["label"]) for r in rows])
     examples = [
         {"prompt_id": p["prompt_id"], "response": r, "objects": list(p["objects"])}
-        for p, r in list(zip(prompts, responses))[:8]
+        for p, r in list(zip(prompts, responses, strict=True))[:8]
     ]
     report = EvalReport(
         chair_result,
@@ -137,4 +146,28 @@ def evaluate_policy(
         examples,
     )
     logger.info("evaluation: %s", {k: round(v, 4) for k, v in report.headline().items()})
+    return report
+
+
+def evaluate_stage(
+    model_cfg: ModelConfig,
+    eval_cfg: EvalConfig,
+    model_dir: str | Path,
+    prompts_table: str | Path,
+    pope_table: str | Path,
+    report_path: str | Path,
+) -> EvalReport:
+    """The evaluation stage on the toy world: load the model, evaluate, write the JSON report."""
+    model, processor = load_vlm(model_dir, model_cfg.dtype, model_cfg.trust_remote_code)
+    partners = {o: p for o in object_names() if (p := partner_of(o))}
+    report = evaluate_policy(
+        model,
+        processor,
+        read_rows(prompts_table),
+        read_rows(pope_table),
+        toy_lexicon(),
+        partners,
+        eval_cfg,
+    )
+    write_json(report.to_dict(), report_path)
     return report

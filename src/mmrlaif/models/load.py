@@ -38,11 +38,11 @@ def load_vlm(
     Raises:
         ModelLoadError: Naming the path when a local directory does not exist or has no config.
     """
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPES)})")
     looks_local = str(name_or_path).startswith((".", "/")) or Path(name_or_path).exists()
     if looks_local and not (Path(name_or_path) / "config.json").is_file():
         raise ModelLoadError(f"model path {name_or_path} has no config.json (not a saved model)")
-    if dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPES)})")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = AutoModelForImageTextToText.from_pretrained(
         name_or_path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code

@@ -62,7 +62,9 @@ def build_tiny_vlm(
         The model (float32, eval mode) and its processor.
     """
     if image_size % cfg.patch_size:
-        raise ValueError(f"image_size {image_size} is not a multiple of patch_size {cfg.patch_size}")
+        raise ValueError(
+            f"image_size {image_size} is not a multiple of patch_size {cfg.patch_size}"
+        )
     tokenizer = train_tokenizer(world_corpus(), vocab_size=cfg.vocab_size)
     processor = build_processor(tokenizer, image_size, cfg.patch_size)
     n_image_tokens = (image_size // cfg.patch_size) ** 2

@@ -16,6 +16,7 @@ from PIL import Image
 from mmrlaif import io
 from mmrlaif.config import WorldConfig, to_dict
 from mmrlaif.toyworld.annotate import (
+    ANSWER_SUFFIX,
     DESCRIBE_INSTRUCTIONS,
     annotate_caption,
     negative_objects,
@@ -103,9 +104,7 @@ def make_scenes(cfg: WorldConfig, split: str, n: int) -> list[Scene]:
     scenes = []
     for i in range(n):
         objects = sample_objects(rng, cfg)
-        placed = place_objects(
-            objects, rng, cfg.image_size, cfg.object_size, cfg.colour_jitter
-        )
+        placed = place_objects(objects, rng, cfg.image_size, cfg.object_size, cfg.colour_jitter)
         image = render(placed, cfg.image_size, rng, cfg.pixel_noise)
         scenes.append(Scene(f"{split}-{i:05d}", split, tuple(objects), image))
     return scenes
@@ -164,7 +163,7 @@ def sft_rows(scenes: Sequence[Scene], cfg: WorldConfig) -> tuple[list[dict[str, 
                 | {
                     "example_id": f"{s.image_id}-q{j}",
                     "kind": "yesno",
-                    "question": presence_question(name, rng, cfg.synonym_rate),
+                    "question": presence_question(name, rng, cfg.synonym_rate) + ANSWER_SUFFIX,
                     "answer": answer,
                 }
             )
@@ -211,7 +210,7 @@ def pope_rows(
                         "image": cell,
                         "category": category,
                         "object": name,
-                        "question": presence_question(name, rng, 0.0),
+                        "question": presence_question(name, rng, 0.0) + ANSWER_SUFFIX,
                         "label": label,
                     }
                 )

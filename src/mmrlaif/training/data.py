@@ -98,9 +98,13 @@ class SupervisedCollator:
             n_prompt = int(prompts["attention_mask"][i].sum())
             n_full = int(full["attention_mask"][i].sum())
             if n_full > self.max_length:
-                raise ValueError(f"{e.example_id}: {n_full} tokens exceed max_length {self.max_length}")
+                raise ValueError(
+                    f"{e.example_id}: {n_full} tokens exceed max_length {self.max_length}"
+                )
             if not torch.equal(prompts["input_ids"][i, :n_prompt], full["input_ids"][i, :n_prompt]):
-                raise ValueError(f"{e.example_id}: prompt does not tokenise to a prefix of the text")
+                raise ValueError(
+                    f"{e.example_id}: prompt does not tokenise to a prefix of the text"
+                )
             labels[i, :n_prompt] = IGNORE_INDEX
             if full["input_ids"][i, n_full - 1] != tok.eos_token_id:
                 raise ValueError(f"{e.example_id}: completion does not end with the EOS token")

@@ -13,8 +13,10 @@ from typing import Any
 from torch.utils.data import Dataset
 from transformers import PreTrainedModel, ProcessorMixin, Trainer, TrainingArguments
 
-from mmrlaif.config import SFTConfig
-from mmrlaif.models.tiny import save_model
+from mmrlaif.config import ModelConfig, SFTConfig
+from mmrlaif.io import read_rows
+from mmrlaif.models.load import load_vlm
+from mmrlaif.models.tiny import build_tiny_vlm, save_model
 from mmrlaif.training.data import Example, SupervisedCollator, examples_from_rows
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ DEFAULT_TRAINER_ARGS: dict[str, Any] = {
     "save_strategy": "no",
     "report_to": "none",
     "dataloader_num_workers": 0,
+    "dataloader_pin_memory": False,
     "disable_tqdm": False,
 }
 
@@ -124,3 +127,30 @@ def train_sft(
     shutil.rmtree(model_dir, ignore_errors=True)
     tmp.rename(model_dir)
     return SFTResult(model_dir, losses, len(examples), dict(skips), seconds)
+
+
+def sft_stage(
+    model_cfg: ModelConfig,
+    sft_cfg: SFTConfig,
+    image_size: int,
+    sft_table: str | Path,
+    output_dir: str | Path,
+    seed: int,
+) -> SFTResult:
+    """The SFT stage end to end: build or load the model, read the table, train, save.
+
+    Args:
+        model_cfg: ``name_or_path`` to start from, or ``None`` to build the tiny VLM.
+        sft_cfg: Trainer arguments and token budget.
+        image_size: Image side, for building the tiny VLM.
+        sft_table: Parquet table of SFT rows.
+        output_dir: Run folder (``model/`` is written inside).
+        seed: Seed of training.
+    """
+    if model_cfg.name_or_path is None:
+        model, processor = build_tiny_vlm(model_cfg.tiny, image_size, model_cfg.seed)
+    else:
+        model, processor = load_vlm(
+            model_cfg.name_or_path, model_cfg.dtype, model_cfg.trust_remote_code
+        )
+    return train_sft(model, processor, read_rows(sft_table), sft_cfg, output_dir, seed)

@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import pytest
+
+from mmrlaif.config import (
+    Config,
+    ConfigError,
+    EvalConfig,
+    WorldConfig,
+    from_dict,
+    load_config,
+    to_dict,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_presets_load():
+    for preset in sorted((ROOT / "configs").glob("*.yaml")):
+        cfg = load_config(preset)
+        assert isinstance(cfg, Config), preset
+
+
+def test_unknown_top_level_key_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\): wrld"):
+        load_config(write(tmp_path, "wrld: {}\n"))
+
+
+def test_unknown_nested_key_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"world\.n_trian"):
+        load_config(write(tmp_path, "world:\n  n_trian: 3\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("world:\n  n_train: '3'\n", "world.n_train"),
+        ("world:\n  n_train: 3.5\n", "world.n_train"),
+        ("world:\n  n_train: true\n", "world.n_train"),
+        ("model:\n  trust_remote_code: 'yes'\n", "model.trust_remote_code"),
+        ("model:\n  dtype: float64\n", "model.dtype"),
+        ("world:\n  object_size: [12]\n", "world.object_size"),
+        ("eval:\n  pope_categories: random\n", "eval.pope_categories"),
+        ("sft:\n  trainer: [1, 2]\n", "sft.trainer"),
+        ("model:\n  tiny:\n    text_layers: two\n", "model.tiny.text_layers"),
+    ],
+)
+def test_wrong_type_names_the_key(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(write(tmp_path, text))
+
+
+def test_values_are_coerced_and_frozen(tmp_path):
+    cfg = load_config(
+        write(
+            tmp_path, "world:\n  partner_prob: 1\n  object_size: [10, 14]\neval:\n  limit: null\n"
+        )
+    )
+    assert cfg.world.partner_prob == 1.0 and isinstance(cfg.world.partner_prob, float)
+    assert cfg.world.object_size == (10, 14)
+    assert cfg.eval.limit is None
+    with pytest.raises(AttributeError):
+        cfg.world.seed = 3  # type: ignore[misc]
+
+
+def test_overrides_apply_and_are_checked(tmp_path):
+    path = write(tmp_path, "world:\n  n_train: 5\n")
+    cfg = load_config(path, {"world.n_train": 9, "eval.limit": 4})
+    assert cfg.world.n_train == 9 and cfg.eval.limit == 4
+    with pytest.raises(ConfigError, match=r"world\.nope"):
+        load_config(path, {"world.nope": 1})
+
+
+def test_round_trip_through_plain_data():
+    cfg = Config(world=WorldConfig(seed=3), eval=EvalConfig(pope_categories=("random",)))
+    assert from_dict(Config, to_dict(cfg)) == cfg
+
+
+def test_unreadable_yaml_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(write(tmp_path, "world: [unclosed\n"))
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(write(tmp_path, "- 1\n"))
