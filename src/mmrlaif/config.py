@@ -46,6 +46,10 @@ class WorldConfig:
         yesno_per_image: Yes/no questions per SFT image (half yes, half no).
         adversarial_share: Share of the SFT "no" questions that ask for an absent partner.
         object_size: Inclusive range of object sizes, in pixels.
+        grid_cell: Pitch of a placement grid (one object per cell); 0 places objects freely,
+            straddling patch boundaries (a harder world).
+        palette: ``distinct`` (co-occurring partners differ in colour) or ``shared`` (partners
+            share a colour, so only shape separates them: a harder world).
         colour_jitter: Largest per-channel colour perturbation of an object.
         pixel_noise: Standard deviation of Gaussian pixel noise, on a 0-255 scale.
         pope_per_image: POPE questions per eval image and category (half yes, half no).
@@ -65,6 +69,8 @@ class WorldConfig:
     yesno_per_image: int = 2
     adversarial_share: float = 0.5
     object_size: tuple[int, int] = (12, 18)
+    grid_cell: int = 0
+    palette: Literal["distinct", "shared"] = "distinct"
     colour_jitter: int = 24
     pixel_noise: float = 6.0
     pope_per_image: int = 2

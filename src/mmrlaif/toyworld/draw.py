@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mmrlaif.toyworld.vocab import object_kind
+from mmrlaif.toyworld.vocab import object_colour, object_kind
 
 BACKGROUND = (232, 230, 222)
 
@@ -30,16 +30,24 @@ def place_objects(
     image_size: int,
     size_range: tuple[int, int],
     colour_jitter: int,
+    grid_cell: int = 0,
+    palette: str = "distinct",
     max_tries: int = 200,
 ) -> list[Placed]:
-    """Place objects at random, non-overlapping positions (not aligned to any patch grid).
+    """Place objects at random, non-overlapping positions.
+
+    With ``grid_cell`` > 0 each object sits in its own cell of a grid of that pitch (an easier
+    world when the cell matches the vision patch); with 0 positions are free, so objects straddle
+    patch boundaries.
 
     Raises:
         RuntimeError: If the objects cannot be placed without overlap (sizes too large).
     """
+    if grid_cell:
+        return _place_on_grid(names, rng, image_size, size_range, colour_jitter, grid_cell, palette)
     placed: list[Placed] = []
     for name in names:
-        base = np.array(object_kind(name).colour)
+        base = np.array(object_colour(name, palette))
         for _ in range(max_tries):
             size = int(rng.integers(size_range[0], size_range[1] + 1))
             x = int(rng.integers(1, image_size - size - 1))
@@ -51,6 +59,31 @@ def place_objects(
                 break
         else:
             raise RuntimeError(f"cannot place {name!r} among {len(placed)} objects")
+    return placed
+
+
+def _place_on_grid(
+    names: Sequence[str],
+    rng: np.random.Generator,
+    image_size: int,
+    size_range: tuple[int, int],
+    colour_jitter: int,
+    cell: int,
+    palette: str,
+) -> list[Placed]:
+    per_side = image_size // cell
+    if len(names) > per_side**2:
+        raise RuntimeError(f"{len(names)} objects do not fit a {per_side}x{per_side} grid")
+    cells = rng.permutation(per_side**2)[: len(names)]
+    placed = []
+    for name, c in zip(names, cells, strict=True):
+        size = int(rng.integers(size_range[0], min(size_range[1], cell - 2) + 1))
+        slack = cell - size
+        x = int(c % per_side) * cell + int(rng.integers(0, slack + 1))
+        y = int(c // per_side) * cell + int(rng.integers(0, slack + 1))
+        jitter = rng.integers(-colour_jitter, colour_jitter + 1, size=3)
+        colour = np.clip(np.array(object_colour(name, palette)) + jitter, 0, 255)
+        placed.append(Placed(name, x, y, size, tuple(int(v) for v in colour)))  # type: ignore[arg-type]
     return placed
 
 

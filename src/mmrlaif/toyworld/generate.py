@@ -104,7 +104,15 @@ def make_scenes(cfg: WorldConfig, split: str, n: int) -> list[Scene]:
     scenes = []
     for i in range(n):
         objects = sample_objects(rng, cfg)
-        placed = place_objects(objects, rng, cfg.image_size, cfg.object_size, cfg.colour_jitter)
+        placed = place_objects(
+            objects,
+            rng,
+            cfg.image_size,
+            cfg.object_size,
+            cfg.colour_jitter,
+            grid_cell=cfg.grid_cell,
+            palette=cfg.palette,
+        )
         image = render(placed, cfg.image_size, rng, cfg.pixel_noise)
         scenes.append(Scene(f"{split}-{i:05d}", split, tuple(objects), image))
     return scenes

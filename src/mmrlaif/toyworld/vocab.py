@@ -25,17 +25,20 @@ class ObjectKind:
 
 
 RED = (200, 45, 45)
+ORANGE = (235, 130, 30)
 GREY = (125, 125, 135)
+BLACK = (35, 35, 40)
 BROWN = (140, 90, 45)
 YELLOW = (225, 195, 40)
 BLUE = (45, 85, 200)
 GREEN = (45, 155, 65)
 
+# Partners have colours of their own; a few unrelated objects share one, so shape matters.
 OBJECTS: tuple[ObjectKind, ...] = (
     ObjectKind("cup", "circle", RED, ("mug", "coffee cup")),
-    ObjectKind("saucer", "ring", RED, ("plate",)),
+    ObjectKind("saucer", "ring", ORANGE, ("plate",)),
     ObjectKind("fork", "cross", GREY, ()),
-    ObjectKind("knife", "bar", GREY, ("table knife",)),
+    ObjectKind("knife", "bar", BLACK, ("table knife",)),
     ObjectKind("dog", "square", BROWN, ("puppy",)),
     ObjectKind("ball", "circle", YELLOW, ("tennis ball",)),
     ObjectKind("book", "slab", BLUE, ("notebook",)),
@@ -43,6 +46,10 @@ OBJECTS: tuple[ObjectKind, ...] = (
     ObjectKind("tree", "triangle", GREEN, ("pine tree",)),
     ObjectKind("car", "diamond", BLUE, ("toy car",)),
 )
+
+#: The "shared" palette: each partner takes its pair's first colour, so only shape tells a cup
+#: from a saucer (a harder world for the checker).
+SHARED_COLOURS: dict[str, tuple[int, int, int]] = {"saucer": RED, "knife": GREY, "ball": BROWN}
 
 #: Co-occurring pairs: each member usually brings the other (the world's language prior).
 PAIRS: tuple[tuple[str, str], ...] = (("cup", "saucer"), ("fork", "knife"), ("dog", "ball"))
@@ -66,6 +73,15 @@ def object_kind(name: str) -> ObjectKind:
         if kind.name == name:
             return kind
     raise KeyError(f"object {name!r} is not in the toy-world vocabulary")
+
+
+def object_colour(name: str, palette: str = "distinct") -> tuple[int, int, int]:
+    """Base colour of an object under a palette (``distinct`` or ``shared``)."""
+    if palette == "shared":
+        return SHARED_COLOURS.get(name, object_kind(name).colour)
+    if palette != "distinct":
+        raise ValueError(f"unknown palette {palette!r} (distinct, shared)")
+    return object_kind(name).colour
 
 
 def partner_of(name: str) -> str | None:
