@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.config, _overrides(args.set))
         return int(args.func(cfg, args) or 0)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
-        logger.error("%s", exc)
+        print(f"mmrlaif: error: {exc}", file=sys.stderr)
         return 2
 
 
