@@ -108,7 +108,8 @@ def evaluate_policy(
         keep = {p["prompt_id"] for p in prompts[: cfg.limit]}
         prompts = [p for p in prompts if p["prompt_id"] in keep]
         pope_rows = [r for r in pope_rows if r["prompt_id"] in keep]
-    images = [cell_to_image(p["image"], str(p["prompt_id"])) for p in prompts]
+    image_of = {p["prompt_id"]: cell_to_image(p["image"], str(p["prompt_id"])) for p in prompts}
+    images = [image_of[p["prompt_id"]] for p in prompts]
     responses = generate_answers(
         model,
         processor,
@@ -129,7 +130,12 @@ def evaluate_policy(
         answers = generate_answers(
             model,
             processor,
-            [cell_to_image(r["image"], str(r["question_id"])) for r in rows],
+            [
+                image_of[r["prompt_id"]]
+                if r["prompt_id"] in image_of
+                else cell_to_image(r["image"], str(r["question_id"]))
+                for r in rows
+            ],
             [r["question"] for r in rows],
             max_new_tokens=3,
             batch_size=cfg.batch_size,

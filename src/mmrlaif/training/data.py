@@ -13,7 +13,7 @@ from PIL import Image
 from transformers import ProcessorMixin
 
 from mmrlaif.io import cell_to_image
-from mmrlaif.models.chat import format_completion, format_prompt
+from mmrlaif.models.chat import IMAGE_TOKEN, format_completion, format_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -85,23 +85,26 @@ class SupervisedCollator:
             padding=True,
             padding_side="right",
         )
-        prompts = self.processor(
-            text=[e.prompt for e in batch],
-            images=[e.image for e in batch],
-            return_tensors="pt",
-            padding=True,
-            padding_side="right",
-        )
+        # The prompt's tokens, with the image slot expanded as the processor expanded it; the
+        # tokenizer alone is enough (the images were already processed once above).
+        image_id = tok.convert_tokens_to_ids(IMAGE_TOKEN)
+        n_image = (full["input_ids"] == image_id).sum(dim=1).tolist()
+        prompt_ids = tok(
+            [
+                e.prompt.replace(IMAGE_TOKEN, IMAGE_TOKEN * n)
+                for e, n in zip(batch, n_image, strict=True)
+            ]
+        )["input_ids"]
         labels = full["input_ids"].clone()
         labels[full["attention_mask"] == 0] = IGNORE_INDEX
         for i, e in enumerate(batch):
-            n_prompt = int(prompts["attention_mask"][i].sum())
+            n_prompt = len(prompt_ids[i])
             n_full = int(full["attention_mask"][i].sum())
             if n_full > self.max_length:
                 raise ValueError(
                     f"{e.example_id}: {n_full} tokens exceed max_length {self.max_length}"
                 )
-            if not torch.equal(prompts["input_ids"][i, :n_prompt], full["input_ids"][i, :n_prompt]):
+            if full["input_ids"][i, :n_prompt].tolist() != prompt_ids[i]:
                 raise ValueError(
                     f"{e.example_id}: prompt does not tokenise to a prefix of the text"
                 )
