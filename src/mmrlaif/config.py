@@ -119,10 +119,16 @@ class SFTConfig:
         trainer: Keyword arguments for ``transformers.TrainingArguments``, passed through as is
             (its own validation applies). ``output_dir`` is set by the stage.
         max_length: Token budget per example; longer examples are an error, never truncated.
+        freeze_vision_tower: Keep the vision encoder's weights fixed and train the projector and
+            the language model, as LLaVA-1.5 does. For the tiny model trained from scratch this
+            is what makes it learn to see: trained jointly, its vision tower collapses to one
+            constant output for every patch within a few hundred steps and the model stops
+            looking at the image (loss with shuffled images equals loss with the right ones).
     """
 
     trainer: Mapping[str, Any] = field(default_factory=dict)
     max_length: int = 160
+    freeze_vision_tower: bool = True
 
 
 @dataclass(frozen=True)

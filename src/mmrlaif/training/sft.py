@@ -82,6 +82,22 @@ def training_arguments(cfg: SFTConfig, output_dir: Path, seed: int) -> TrainingA
         raise ValueError(f"sft.trainer: {exc}") from exc
 
 
+def freeze_vision_tower(model: PreTrainedModel) -> int:
+    """Stop gradients to the vision encoder of a LLaVA-style model.
+
+    Returns:
+        The number of parameters frozen.
+
+    Raises:
+        ValueError: If the model has no vision tower.
+    """
+    tower = getattr(getattr(model, "model", model), "vision_tower", None)
+    if tower is None:
+        raise ValueError(f"{type(model).__name__} has no vision_tower to freeze")
+    tower.requires_grad_(False)
+    return sum(p.numel() for p in tower.parameters())
+
+
 def train_sft(
     model: PreTrainedModel,
     processor: ProcessorMixin,
@@ -108,6 +124,9 @@ def train_sft(
     if not examples:
         raise ValueError(f"no SFT examples left after skips {dict(skips)}")
     logger.info("SFT on %d examples (skipped: %s)", len(examples), dict(skips) or "none")
+    if cfg.freeze_vision_tower:
+        n_frozen = freeze_vision_tower(model)
+        logger.info("vision tower frozen (%d parameters)", n_frozen)
     args = training_arguments(cfg, output_dir / "checkpoints", seed)
     trainer = Trainer(
         model=model,

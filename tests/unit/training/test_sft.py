@@ -93,3 +93,32 @@ def test_sft_learns_on_a_tiny_set(small_world, tiny_model, tmp_path):
     assert result.loss_curve[-1] < 0.5 * result.loss_curve[0]
     assert result.n_examples == 16 and result.skips == {}
     assert not torch.is_grad_enabled() or not model.training
+
+
+def test_vision_tower_frozen_by_default_and_trainable_on_request(small_world, tmp_path):
+    from mmrlaif.models.tiny import build_tiny_vlm
+    from tests.conftest import SMALL_MODEL
+
+    rows = rows_of(small_world, 16)
+    for freeze in (True, False):
+        model, processor = build_tiny_vlm(SMALL_MODEL, 64, seed=0)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        cfg = SFTConfig(trainer=FAST, freeze_vision_tower=freeze)
+        train_sft(model, processor, rows, cfg, tmp_path / str(freeze), seed=0)
+        after = dict(model.named_parameters())
+        vision = [n for n in before if ".vision_tower." in n]
+        others = [n for n in before if ".vision_tower." not in n]
+        assert vision and others
+        if freeze:
+            assert all(torch.equal(before[n], after[n]) for n in vision)
+        else:  # (post_layernorm is unused by LLaVA, so only the used layers must move)
+            patch = next(n for n in vision if "patch_embedding" in n)
+            assert not torch.equal(before[patch], after[patch])
+        assert not any(torch.equal(before[n], after[n]) for n in others if n.endswith("weight"))
+
+
+def test_freeze_needs_a_vision_tower():
+    from mmrlaif.training.sft import freeze_vision_tower
+
+    with pytest.raises(ValueError, match="Linear has no vision_tower"):
+        freeze_vision_tower(torch.nn.Linear(2, 2))
