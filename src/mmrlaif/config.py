@@ -132,6 +132,25 @@ class SFTConfig:
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """Deconfounded candidate sampling (RLAIF-V): n answers per prompt, identical settings.
+
+    Attributes:
+        n: Candidates per prompt (the reference uses 10).
+        temperature: Sampling temperature (reference 0.7).
+        max_new_tokens: Generation budget (reference 512; the toy world needs far fewer).
+        prompts_per_batch: Prompts per ``generate`` call (each expanded to ``n`` rows).
+        seed: Run seed; each (prompt, sample) draws from its own stream derived from it.
+    """
+
+    n: int = 10
+    temperature: float = 0.7
+    max_new_tokens: int = 512
+    prompts_per_batch: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Evaluation on the held-out split.
 
@@ -164,6 +183,7 @@ class Config:
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

@@ -1,0 +1,1 @@
+"""Deconfounded candidate sampling from the current policy, with per-sample seeds."""
