@@ -15,6 +15,9 @@ BOS_TOKEN = "<s>"
 EOS_TOKEN = "</s>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN)
 
+#: Appended to every yes/no question, in training data and in labeling (RLAIF-V's wording).
+ANSWER_SUFFIX = " Please answer yes or no."
+
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'user' -%}"

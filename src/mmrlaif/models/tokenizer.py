@@ -8,6 +8,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from mmrlaif.models.chat import (
+    ANSWER_SUFFIX,
     BOS_TOKEN,
     CHAT_TEMPLATE,
     EOS_TOKEN,
@@ -19,7 +20,6 @@ from mmrlaif.models.chat import (
     format_prompt,
 )
 from mmrlaif.toyworld.annotate import (
-    ANSWER_SUFFIX,
     CAPTION_TEMPLATES,
     DESCRIBE_INSTRUCTIONS,
     QUESTION_TEMPLATE,

@@ -23,7 +23,6 @@ CAPTION_TEMPLATES: tuple[str, ...] = (
 )
 
 QUESTION_TEMPLATE = "Is there a {} in the image?"
-ANSWER_SUFFIX = " Please answer yes or no."
 
 
 def surface_name(name: str, rng: np.random.Generator, synonym_rate: float) -> str:

@@ -15,8 +15,8 @@ from PIL import Image
 
 from mmrlaif import io
 from mmrlaif.config import WorldConfig, to_dict
+from mmrlaif.models.chat import ANSWER_SUFFIX
 from mmrlaif.toyworld.annotate import (
-    ANSWER_SUFFIX,
     DESCRIBE_INSTRUCTIONS,
     annotate_caption,
     negative_objects,

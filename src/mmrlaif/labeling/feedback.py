@@ -1,0 +1,105 @@
+"""Divide-and-conquer feedback over a samples table: claims, questions, verdicts, scores.
+
+Each distinct (prompt, question) is answered once, however many of the prompt's candidates
+raise it; score(response) = -(number of rejected claims).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmrlaif.io import cell_to_image
+from mmrlaif.labeling.claims import ClaimExtractor, QuestionBuilder
+from mmrlaif.labeling.labeler import Verdict, VLMYesNoLabeler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FeedbackStats:
+    """Rows in and out, claims, distinct questions answered, and counts by reason."""
+
+    samples_in: int
+    rows_out: int
+    claims: int
+    questions_answered: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def label_samples(
+    samples: Sequence[Mapping[str, Any]],
+    prompts: Sequence[Mapping[str, Any]],
+    extractor: ClaimExtractor,
+    builder: QuestionBuilder,
+    labeler: VLMYesNoLabeler,
+) -> tuple[list[dict[str, Any]], FeedbackStats]:
+    """Label every sample and score it.
+
+    Args:
+        samples: Rows with ``prompt_id``, ``sample_idx``, ``response``.
+        prompts: Rows with ``prompt_id`` and ``image`` (the images the samples answer).
+        extractor: Claim extractor.
+        builder: Question builder.
+        labeler: The yes/no labeler.
+
+    Returns:
+        Feedback rows (the sample's columns plus ``claims``, ``questions``, ``p_yes``, ``p_no``,
+        ``accepted``, ``n_rejected``, ``score``) and statistics; ``counts`` has
+        ``empty_response`` (samples with no text: 0 claims, score 0) and ``no_claims``.
+
+    Raises:
+        KeyError: Naming a sample whose ``prompt_id`` has no prompt row.
+        ImageError: Naming the prompt whose image is missing or corrupt.
+    """
+    prompt_by_id = {str(p["prompt_id"]): p for p in prompts}
+    counts: Counter[str] = Counter()
+    per_sample: list[tuple[Mapping[str, Any], list, list[str]]] = []
+    distinct: dict[tuple[str, str], int] = {}
+    for s in samples:
+        pid = str(s["prompt_id"])
+        if pid not in prompt_by_id:
+            raise KeyError(
+                f"sample {pid}/{s.get('sample_idx')}: prompt_id {pid!r} has no prompt row"
+            )
+        response = (s.get("response") or "").strip()
+        if not response:
+            counts["empty_response"] += 1
+        claims = extractor.extract(response) if response else []
+        if response and not claims:
+            counts["no_claims"] += 1
+        questions = [builder.question(c) for c in claims]
+        for q in questions:
+            distinct.setdefault((pid, q), len(distinct))
+        per_sample.append((s, claims, questions))
+    images = {}
+    keys = list(distinct)
+    for pid, _ in keys:
+        if pid not in images:
+            images[pid] = cell_to_image(prompt_by_id[pid]["image"], pid)
+    verdicts: list[Verdict] = labeler.answer([images[p] for p, _ in keys], [q for _, q in keys])
+    rows = []
+    n_claims = 0
+    for s, claims, questions in per_sample:
+        pid = str(s["prompt_id"])
+        vs = [verdicts[distinct[(pid, q)]] for q in questions]
+        n_rejected = sum(not v.accepted for v in vs)
+        n_claims += len(claims)
+        rows.append(
+            dict(s)
+            | {
+                "claims": [c.text for c in claims],
+                "questions": questions,
+                "p_yes": [v.p_yes for v in vs],
+                "p_no": [v.p_no for v in vs],
+                "accepted": [v.accepted for v in vs],
+                "n_rejected": n_rejected,
+                "score": float(-n_rejected),
+            }
+        )
+    stats = FeedbackStats(len(samples), len(rows), n_claims, len(keys), dict(counts))
+    logger.info("feedback: %s", stats)
+    return rows, stats

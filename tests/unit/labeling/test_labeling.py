@@ -1,0 +1,100 @@
+import math
+
+import pytest
+import torch
+
+from mmrlaif import io
+from mmrlaif.labeling.claims import Claim, LexiconClaimExtractor, TemplateQuestionBuilder
+from mmrlaif.labeling.feedback import label_samples
+from mmrlaif.labeling.labeler import LabelerError, VLMYesNoLabeler, answer_token_ids
+from mmrlaif.toyworld import toy_lexicon
+
+
+def test_lexicon_claims_one_per_distinct_object():
+    extractor = LexiconClaimExtractor(toy_lexicon())
+    claims = extractor.extract("There is a coffee cup, a mug and a tennis ball. Not a hot dog.")
+    # coffee cup and mug are both 'cup': one claim; 'hot dog' is excluded
+    assert [c.subject for c in claims] == ["coffee cup", "tennis ball"]
+    assert claims[0].text == "There is a coffee cup in the image."
+    assert extractor.extract("") == []
+
+
+def test_template_questions():
+    builder = TemplateQuestionBuilder()
+    q = builder.question(Claim("There is a mug in the image.", "mug"))
+    assert q == "Is there a mug in the image? Please answer yes or no."
+    with pytest.raises(ValueError, match="need a claim subject"):
+        builder.question(Claim("The sky is blue."))
+
+
+def test_answer_tokens_of_the_tiny_tokenizer(tiny_model):
+    _, processor = tiny_model
+    tok = processor.tokenizer
+    yes = answer_token_ids(tok, ("yes", "Yes"))
+    assert tok.convert_tokens_to_ids("ĠYes") in yes and tok.convert_tokens_to_ids("Ġyes") in yes
+    with pytest.raises(ValueError, match="single token"):
+        answer_token_ids(tok, ("antidisestablishmentarianism",))
+
+
+def test_verdict_from_logits_by_hand(tiny_model):
+    model, processor = tiny_model
+    labeler = VLMYesNoLabeler(model, processor)
+    vocab = len(processor.tokenizer)
+    logits = torch.full((1, vocab), -1e4)
+    # put log-probabilities 0.3 on ' Yes', 0.1 on ' yes', 0.5 on ' No', 0.1 on ' no'
+    for token, p in (("ĠYes", 0.3), ("Ġyes", 0.1), ("ĠNo", 0.5), ("Ġno", 0.1)):
+        logits[0, processor.tokenizer.convert_tokens_to_ids(token)] = math.log(p)
+    (v,) = labeler.verdicts_from_logits(logits)
+    assert v.p_yes == pytest.approx(0.4) and v.p_no == pytest.approx(0.6)
+    assert not v.accepted
+    with pytest.raises(LabelerError, match="NaN logits .* rows \\[1\\]"):
+        labeler.verdicts_from_logits(torch.cat([logits, torch.full((1, vocab), float("nan"))]))
+
+
+def test_feedback_scores_dedups_and_counts(small_world, tiny_model):
+    model, processor = tiny_model
+    prompts = io.read_rows(small_world.prompts("align"))[:2]
+    a, b = prompts[0]["prompt_id"], prompts[1]["prompt_id"]
+    samples = [
+        {"prompt_id": a, "sample_idx": 0, "response": "There is a cup and a dog."},
+        {"prompt_id": a, "sample_idx": 1, "response": "There is a mug."},
+        {"prompt_id": a, "sample_idx": 2, "response": ""},
+        {"prompt_id": a, "sample_idx": 3, "response": "I can see a cup."},
+        {"prompt_id": b, "sample_idx": 0, "response": "There is a cup."},
+        {"prompt_id": b, "sample_idx": 1, "response": "Nothing here."},
+    ]
+    labeler = VLMYesNoLabeler(model, processor)
+    rows, stats = label_samples(
+        samples, prompts, LexiconClaimExtractor(toy_lexicon()), TemplateQuestionBuilder(), labeler
+    )
+    # claims: 2 + 1 + 0 + 1 + 1 + 0 = 5; distinct (prompt, question): a/cup (asked twice),
+    # a/dog, a/mug, b/cup -> 4 answered
+    assert stats.questions_answered == 4 and stats.claims == 5
+    assert stats.counts == {"empty_response": 1, "no_claims": 1}
+    assert len(rows) == 6
+    assert rows[3]["p_yes"] == rows[0]["p_yes"][:1]  # a/cup answered once, reused
+    for r in rows:
+        assert r["score"] == -sum(not x for x in r["accepted"]) == -r["n_rejected"]
+        assert len(r["claims"]) == len(r["questions"]) == len(r["p_yes"]) == len(r["accepted"])
+        assert all(
+            acc == (y > n) for acc, y, n in zip(r["accepted"], r["p_yes"], r["p_no"], strict=True)
+        )
+    assert rows[2]["claims"] == [] and rows[2]["score"] == 0.0
+    # the same question on the same image gets the same verdict in every sample
+    assert rows[0]["p_yes"][0] == pytest.approx(
+        labeler.answer([io.cell_to_image(prompts[0]["image"], a)], [rows[0]["questions"][0]])[
+            0
+        ].p_yes
+    )
+
+
+def test_unknown_prompt_id_is_named(small_world, tiny_model):
+    model, processor = tiny_model
+    with pytest.raises(KeyError, match="'ghost' has no prompt row"):
+        label_samples(
+            [{"prompt_id": "ghost", "sample_idx": 0, "response": "a cup"}],
+            io.read_rows(small_world.prompts("align"))[:1],
+            LexiconClaimExtractor(toy_lexicon()),
+            TemplateQuestionBuilder(),
+            VLMYesNoLabeler(model, processor),
+        )
