@@ -70,14 +70,15 @@ def cell_to_image(cell: Mapping[str, Any] | None, item: str) -> Image.Image:
 def write_table(
     table: pa.Table | Sequence[Mapping[str, Any]],
     path: str | Path,
-    image_columns: Sequence[str] = ("image",),
+    image_columns: Sequence[str] = ("image", "images"),
 ) -> Path:
     """Write a table to Parquet atomically, tagging image columns for ``datasets``.
 
     Args:
         table: A pyarrow table, or rows as mappings.
         path: Target ``.parquet`` file; parent folders are created.
-        image_columns: Columns in the HF ``Image`` layout (those absent are ignored).
+        image_columns: Columns in the HF ``Image`` layout, or lists of such cells (as TRL's
+            ``images`` column); those absent are ignored.
 
     Returns:
         The written path.
@@ -134,21 +135,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def _tag_images(table: pa.Table, columns: Sequence[str]) -> pa.Table:
-    fields = []
-    for f in table.schema:
-        fields.append(pa.field(f.name, IMAGE_TYPE) if f.name in columns else f)
-    table = table.cast(pa.schema(fields))
-    features = {
-        f.name: ({"_type": "Image"} if f.name in columns else _feature_of(f.type))
-        for f in table.schema
-    }
-    meta = dict(table.schema.metadata or {})
-    meta[b"huggingface"] = json.dumps({"info": {"features": features}}).encode()
-    return table.replace_schema_metadata(meta)
+    """Cast image columns (single images, or lists of images) to the HF layout and tag them."""
+    from datasets import Features, Image, List
 
-
-def _feature_of(arrow_type: pa.DataType) -> dict[str, Any]:
-    """Describe an Arrow type as a ``datasets`` feature dict."""
-    from datasets import Features
-
-    return Features.from_arrow_schema(pa.schema([("x", arrow_type)])).to_dict()["x"]
+    features = Features.from_arrow_schema(table.schema)
+    for name in columns:
+        is_list = pa.types.is_list(table.schema.field(name).type) or pa.types.is_large_list(
+            table.schema.field(name).type
+        )
+        features[name] = List(Image()) if is_list else Image()
+    return table.cast(features.arrow_schema)
