@@ -46,6 +46,13 @@ def format_prompt(question: str) -> str:
     return f"USER: {IMAGE_TOKEN}\n{question} ASSISTANT:"
 
 
+def split_prompt(question: str) -> tuple[str, str]:
+    """The prompt split where the image ends: a prefix shared by every question about an image
+    (ending on the image token, a special token, so tokenisation splits cleanly there) and the
+    question's own suffix. ``prefix + suffix == format_prompt(question)``."""
+    return f"USER: {IMAGE_TOKEN}", f"\n{question} ASSISTANT:"
+
+
 def format_completion(answer: str) -> str:
     """The completion string: a leading space, the answer, then the end-of-sequence token."""
     return f" {answer}{EOS_TOKEN}"

@@ -98,3 +98,43 @@ def test_unknown_prompt_id_is_named(small_world, tiny_model):
             TemplateQuestionBuilder(),
             VLMYesNoLabeler(model, processor),
         )
+
+
+def test_prefix_cache_path_gives_the_naive_verdicts(small_world, tiny_model):
+    from mmrlaif.models.chat import format_prompt, split_prompt
+
+    model, processor = tiny_model
+    prompts = io.read_rows(small_world.prompts("align"))[:3]
+    images = [io.cell_to_image(p["image"], p["prompt_id"]) for p in prompts]
+    names = ["cup", "coffee cup", "dog", "tennis ball", "knife"]
+    pairs = [
+        (img, f"Is there a {n} in the image? Please answer yes or no.")
+        for img in images
+        for n in names
+    ]
+    fast = VLMYesNoLabeler(model, processor, batch_size=4, prefix_cache=True)
+    naive = VLMYesNoLabeler(model, processor, batch_size=4, prefix_cache=False)
+    a = fast.answer([i for i, _ in pairs], [q for _, q in pairs])
+    b = naive.answer([i for i, _ in pairs], [q for _, q in pairs])
+    assert [v.accepted for v in a] == [v.accepted for v in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.p_yes == pytest.approx(y.p_yes, abs=1e-5)
+        assert x.p_no == pytest.approx(y.p_no, abs=1e-5)
+    # 3 images: 3 prefix passes + 2 suffix passes each (5 questions, batches of 4)
+    assert fast.forward_passes == 3 + 3 * 2
+    assert naive.forward_passes == 4  # 15 questions in batches of 4
+    prefix, suffix = split_prompt("Q?")
+    assert prefix + suffix == format_prompt("Q?")
+
+
+def test_prefix_and_suffix_tokens_concatenate_to_the_full_prompt(small_world, tiny_model):
+    from mmrlaif.models.chat import format_prompt, split_prompt
+
+    _, processor = tiny_model
+    image = io.cell_to_image(io.read_rows(small_world.prompts("align"))[0]["image"], "p")
+    question = "Is there a coffee cup in the image? Please answer yes or no."
+    prefix, suffix = split_prompt(question)
+    full = processor(text=[format_prompt(question)], images=[image])["input_ids"][0]
+    head = processor(text=[prefix], images=[image])["input_ids"][0]
+    tail = processor.tokenizer(suffix, add_special_tokens=False)["input_ids"]
+    assert list(full) == list(head) + list(tail)
