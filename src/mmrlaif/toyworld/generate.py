@@ -179,14 +179,21 @@ def sft_rows(scenes: Sequence[Scene], cfg: WorldConfig) -> tuple[list[dict[str, 
 
 
 def prompt_rows(scenes: Sequence[Scene], cfg: WorldConfig) -> list[dict[str, Any]]:
-    """Description prompts (one per image); ground truth kept only for evaluation."""
-    rng = split_rng(cfg, scenes[0].split if scenes else "eval", "prompts")
+    """Description prompts (one per image).
+
+    Ground truth rides along for evaluation and POVID only (never for the labeler): the object
+    list and ``answer``, a correct caption (the annotator with no hallucination).
+    """
+    split = scenes[0].split if scenes else "eval"
+    rng = split_rng(cfg, split, "prompts")
+    answer_rng = split_rng(cfg, split, "answers")
     return [
         {
             "prompt_id": s.image_id,
             "image": io.image_to_cell(s.image),
             "question": DESCRIBE_INSTRUCTIONS[int(rng.integers(len(DESCRIBE_INSTRUCTIONS)))],
             "objects": list(s.objects),
+            "answer": annotate_caption(s.objects, answer_rng, 0.0, cfg.synonym_rate)[0],
         }
         for s in scenes
     ]

@@ -1,0 +1,138 @@
+"""POVID rejected-answer sources: hallucination injection into the truth, and the policy's own
+answer on a diffusion-noised image. In both, chosen = the ground-truth answer."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from transformers import PreTrainedModel, ProcessorMixin
+
+from mmrlaif.evaluation.lexicon import Lexicon
+from mmrlaif.io import cell_to_image
+from mmrlaif.models.generate import generate_answers
+from mmrlaif.pairs.noise import DEFAULT_STEP, add_diffusion_noise
+from mmrlaif.pairs.table import pair_row
+from mmrlaif.sampling.seeded import sample_seed
+
+logger = logging.getLogger(__name__)
+
+
+class CooccurrenceInjector:
+    """Insert a plausible absent object next to the object it usually appears with.
+
+    The injected object is the absent one most often seen with an object the answer mentions
+    (co-occurrence measured on training data), the analogue of POVID's GPT-4V rewrite that
+    inserts co-occurring objects. The phrase ``and a <object>`` goes right after that mention.
+
+    Args:
+        lexicon: Object lexicon (to find mentions and canonical names).
+        cooccurrence: ``cooccurrence[a][b]`` = P(b present | a present).
+    """
+
+    def __init__(self, lexicon: Lexicon, cooccurrence: Mapping[str, Mapping[str, float]]):
+        self.lexicon = lexicon
+        self.cooccurrence = cooccurrence
+
+    def inject(self, answer: str, present: Sequence[str], rng: np.random.Generator) -> str | None:
+        """The answer with one hallucinated object inserted, or ``None`` if none fits.
+
+        Args:
+            answer: The ground-truth answer.
+            present: Objects truly in the image (never injected).
+            rng: Breaks ties between equally co-occurring candidates.
+        """
+        mentions = self.lexicon.extract(answer)
+        truth = {self.lexicon.canonical(o) for o in present}
+        best: tuple[float, float, str, str] | None = None
+        for m in mentions:
+            for obj, p in self.cooccurrence.get(m.canonical, {}).items():
+                if obj in truth or p <= 0:
+                    continue
+                key = (p, float(rng.random()), obj, m.surface)
+                if best is None or key[:2] > best[:2]:
+                    best = key
+        if best is None:
+            return None
+        _, _, obj, surface = best
+        pattern = r"\b" + r"\s+".join(map(re.escape, surface.split())) + r"\b"
+        match = re.search(pattern, answer, flags=re.IGNORECASE)
+        if match is None:
+            return None
+        return f"{answer[: match.end()]} and a {obj}{answer[match.end() :]}"
+
+
+def text_injection_rows(
+    prompts: Sequence[Mapping[str, Any]], injector: CooccurrenceInjector, seed: int
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """POVID text pairs: chosen = ``answer``, rejected = it with an injected hallucination.
+
+    Returns:
+        Pair rows (source ``povid_text``) and skips by reason (``no_answer``,
+        ``nothing_to_inject``).
+    """
+    rng = np.random.default_rng(seed)
+    rows, skips = [], Counter()
+    for p in prompts:
+        answer = (p.get("answer") or "").strip()
+        if not answer:
+            skips["no_answer"] += 1
+            continue
+        rejected = injector.inject(answer, p.get("objects") or [], rng)
+        if rejected is None:
+            skips["nothing_to_inject"] += 1
+            continue
+        rows.append(pair_row(p, answer, rejected, "povid_text"))
+    return rows, dict(skips)
+
+
+def noise_rows(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    prompts: Sequence[Mapping[str, Any]],
+    seed: int,
+    step: int = DEFAULT_STEP,
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """POVID image-distortion pairs: rejected = the policy's greedy answer on the noised image.
+
+    The noise of each prompt is drawn from ``(seed, prompt_id)``.
+
+    Returns:
+        Pair rows (source ``povid_noise``) and skips by reason (``no_answer``,
+        ``same_as_truth``, ``empty_rejected``).
+    """
+    skips: Counter[str] = Counter()
+    usable = []
+    for p in prompts:
+        if (p.get("answer") or "").strip():
+            usable.append(p)
+        else:
+            skips["no_answer"] += 1
+    noisy = [
+        add_diffusion_noise(
+            cell_to_image(p["image"], str(p["prompt_id"])),
+            sample_seed(seed, str(p["prompt_id"]), 0),
+            step,
+        )
+        for p in usable
+    ]
+    answers = generate_answers(
+        model, processor, noisy, [p["question"] for p in usable], max_new_tokens, batch_size
+    )
+    rows = []
+    for p, rejected in zip(usable, answers, strict=True):
+        truth = p["answer"].strip()
+        if not rejected.strip():
+            skips["empty_rejected"] += 1
+        elif rejected.strip() == truth:
+            skips["same_as_truth"] += 1
+        else:
+            rows.append(pair_row(p, truth, rejected, "povid_noise"))
+    logger.info("povid noise pairs: %d (skipped %s)", len(rows), dict(skips))
+    return rows, dict(skips)
