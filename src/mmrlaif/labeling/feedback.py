@@ -14,7 +14,7 @@ from typing import Any
 
 from mmrlaif.io import cell_to_image
 from mmrlaif.labeling.claims import ClaimExtractor, QuestionBuilder
-from mmrlaif.labeling.labeler import Verdict, VLMYesNoLabeler
+from mmrlaif.labeling.labeler import Verdict, YesNoLabeler
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def label_samples(
     prompts: Sequence[Mapping[str, Any]],
     extractor: ClaimExtractor,
     builder: QuestionBuilder,
-    labeler: VLMYesNoLabeler,
+    labeler: YesNoLabeler,
 ) -> tuple[list[dict[str, Any]], FeedbackStats]:
     """Label every sample and score it.
 

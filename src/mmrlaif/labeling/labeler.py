@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from PIL import Image
@@ -35,6 +36,14 @@ class Verdict:
     def accepted(self) -> bool:
         """The claim holds iff P(yes) > P(no)."""
         return self.p_yes > self.p_no
+
+
+class YesNoLabeler(Protocol):
+    """Anything that answers yes/no questions about images with probabilities."""
+
+    def answer(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[Verdict]:
+        """Verdicts of each (image, question), in order."""
+        ...
 
 
 def answer_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
