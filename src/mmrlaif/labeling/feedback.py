@@ -49,7 +49,8 @@ def label_samples(
     Returns:
         Feedback rows (the sample's columns plus ``claims``, ``questions``, ``p_yes``, ``p_no``,
         ``accepted``, ``n_rejected``, ``score``) and statistics; ``counts`` has
-        ``empty_response`` (samples with no text: 0 claims, score 0) and ``no_claims``.
+        ``empty_response`` (samples with no text: 0 claims, score 0), ``no_claims``, and the
+        extractor's and builder's own counts (``unparsed_extraction``, ``unparsed_question``).
 
     Raises:
         KeyError: Naming a sample whose ``prompt_id`` has no prompt row.
@@ -57,6 +58,8 @@ def label_samples(
     """
     prompt_by_id = {str(p["prompt_id"]): p for p in prompts}
     counts: Counter[str] = Counter()
+    # LLM extractors and builders count their unparsable outputs; report this run's share
+    before = [Counter(getattr(part, "counts", {})) for part in (extractor, builder)]
     per_sample: list[tuple[Mapping[str, Any], list, list[str]]] = []
     distinct: dict[tuple[str, str], int] = {}
     for s in samples:
@@ -100,6 +103,8 @@ def label_samples(
                 "score": float(-n_rejected),
             }
         )
+    for part, seen in zip((extractor, builder), before, strict=True):
+        counts += Counter(getattr(part, "counts", {})) - seen
     stats = FeedbackStats(len(samples), len(rows), n_claims, len(keys), dict(counts))
     logger.info("feedback: %s", stats)
     return rows, stats

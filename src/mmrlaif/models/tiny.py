@@ -10,6 +10,7 @@ from transformers import (
     CLIPImageProcessorPil,
     CLIPVisionConfig,
     LlamaConfig,
+    LlamaForCausalLM,
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
@@ -106,6 +107,29 @@ def build_tiny_vlm(
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("built tiny VLM: %.2fM parameters, %d image tokens", n_params / 1e6, n_image_tokens)
     return model.eval(), processor
+
+
+def build_tiny_causal_lm(
+    corpus: list[str], hidden: int = 64, layers: int = 2, seed: int = 0
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """A tiny text-only Llama and a tokenizer trained on ``corpus`` (for the LLM-based labeling
+    stages in tests and the toy world; real runs load an instruct model)."""
+    tokenizer = train_tokenizer(corpus, vocab_size=1024)
+    tokenizer.padding_side = "left"
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).eval(), tokenizer
 
 
 def save_model(model: torch.nn.Module, processor: LlavaProcessor, path: str | Path) -> Path:

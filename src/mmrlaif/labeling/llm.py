@@ -1,0 +1,123 @@
+"""LLM-based divide step: claim extraction and question rewriting by an instruct causal LM.
+
+Prompts follow the RLAIF-V reference: the extractor is asked for self-contained factual
+sentences with opinions excluded, from a response cut to 300 words, as a ``- `` bullet list;
+the question builder rewrites a claim as a general yes/no question keeping tense and negation.
+Output that cannot be parsed is counted and logged with the raw text, never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mmrlaif.labeling.claims import ANSWER_SUFFIX, Claim
+
+logger = logging.getLogger(__name__)
+
+EXTRACT_PROMPT = (
+    "You are an expert in extracting facts from the given question-answer pair for an image. "
+    "Your task is to extract the facts in the answer, rewrite them into self-contained "
+    "sentences, and exclude opinions or subjective statements. Output the facts as a list, "
+    "each line beginning with '- '.\n"
+    "Question: {question}\nAnswer: {answer}\nFacts:\n"
+)
+QUESTION_PROMPT = (
+    "Rewrite the statement as a general question that can be answered with yes or no. Keep "
+    "the tense and any negation of the statement.\nStatement: {claim}\nQuestion:"
+)
+MAX_WORDS = 300
+
+
+def truncate_words(text: str, max_words: int = MAX_WORDS) -> str:
+    """The first ``max_words`` whitespace-separated words of ``text``."""
+    words = text.split()
+    return " ".join(words[:max_words])
+
+
+def parse_bullets(text: str) -> list[str] | None:
+    """Claims from a ``- `` bullet list; ``None`` when the text holds no bullet line."""
+    items = [
+        line.strip()[2:].strip() for line in text.splitlines() if line.strip().startswith("- ")
+    ]
+    items = [i for i in items if i]
+    return items or None
+
+
+class _Generator:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, budget: int):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.budget = budget
+
+    @torch.no_grad()
+    def __call__(self, prompt: str) -> str:
+        enc = self.tokenizer(prompt, return_tensors="pt").to(self.model.device)
+        out = self.model.generate(
+            **enc,
+            max_new_tokens=self.budget,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        return self.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+class LLMClaimExtractor:
+    """Claims extracted by an instruct LLM.
+
+    Attributes:
+        counts: ``unparsed_extraction`` for outputs with no bullet list.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        question: str = "Describe the image.",
+        max_new_tokens: int = 256,
+    ) -> None:
+        self.generate = _Generator(model, tokenizer, max_new_tokens)
+        self.question = question
+        self.counts: Counter[str] = Counter()
+
+    def extract(self, response: str) -> list[Claim]:
+        """The claims of ``response`` (cut to 300 words); [] if the LLM's output is unparsable."""
+        if not response.strip():
+            return []
+        prompt = EXTRACT_PROMPT.format(question=self.question, answer=truncate_words(response))
+        raw = self.generate(prompt)
+        items = parse_bullets(raw)
+        if items is None:
+            self.counts["unparsed_extraction"] += 1
+            logger.warning("claim extractor output is not a bullet list: %r", raw[:500])
+            return []
+        return [Claim(item) for item in items]
+
+
+class LLMQuestionBuilder:
+    """Yes/no questions rewritten from claims by an instruct LLM.
+
+    Attributes:
+        counts: ``unparsed_question`` for outputs that are not a question (the claim is then
+            asked as "Is it true that ...?").
+    """
+
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 48
+    ) -> None:
+        self.generate = _Generator(model, tokenizer, max_new_tokens)
+        self.counts: Counter[str] = Counter()
+
+    def question(self, claim: Claim) -> str:
+        """The verification question of ``claim``, with the answer-format suffix."""
+        raw = self.generate(QUESTION_PROMPT.format(claim=claim.text))
+        line = next((ln.strip() for ln in raw.splitlines() if ln.strip()), "")
+        if not line.endswith("?"):
+            self.counts["unparsed_question"] += 1
+            logger.warning("question builder output is not a question: %r", raw[:300])
+            line = f"Is it true that {claim.text.rstrip('.')}?"
+        return f"{line}{ANSWER_SUFFIX}"
