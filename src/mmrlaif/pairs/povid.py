@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import PreTrainedModel, ProcessorMixin
 
 from mmrlaif.evaluation.lexicon import Lexicon
@@ -67,7 +68,7 @@ class CooccurrenceInjector:
 
 
 def text_injection_rows(
-    prompts: Sequence[Mapping[str, Any]], injector: CooccurrenceInjector, seed: int
+    prompts: Sequence[Mapping[str, Any]], injector: CooccurrenceInjector | LLMInjector, seed: int
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """POVID text pairs: chosen = ``answer``, rejected = it with an injected hallucination.
 
@@ -82,7 +83,7 @@ def text_injection_rows(
         if not answer:
             skips["no_answer"] += 1
             continue
-        rejected = injector.inject(answer, p.get("objects") or [], rng)
+        rejected = injector.inject(answer, p.get("objects") or [], rng)  # type: ignore[arg-type]
         if rejected is None:
             skips["nothing_to_inject"] += 1
             continue
@@ -136,3 +137,48 @@ def noise_rows(
             rows.append(pair_row(p, truth, rejected, "povid_noise"))
     logger.info("povid noise pairs: %d (skipped %s)", len(rows), dict(skips))
     return rows, dict(skips)
+
+
+INJECT_PROMPT = (
+    "Rewrite the description of an image so that it contains plausible hallucinations: add "
+    "objects that often appear with the ones mentioned, or change attributes or relations, "
+    "keeping the style. Output only the rewritten description.\n"
+    "Description: {answer}\nRewritten:"
+)
+
+
+class LLMInjector:
+    """Hallucination injection by an instruct LLM (POVID's GPT-4V rewrite, with an open model).
+
+    Attributes:
+        counts: ``unchanged_injection`` when the LLM returns the answer unchanged or nothing.
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer, max_new_tokens: int = 128) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.counts: Counter[str] = Counter()
+
+    def inject(self, answer: str, present: Sequence[str], rng: np.random.Generator) -> str | None:
+        """The rewritten answer, or ``None`` (counted) if the LLM did not change it.
+
+        ``present`` and ``rng`` are unused (the interface of :class:`CooccurrenceInjector`):
+        decoding is greedy, so the rewrite is deterministic.
+        """
+        tok = self.tokenizer
+        enc = tok(INJECT_PROMPT.format(answer=answer), return_tensors="pt").to(self.model.device)
+        with torch.no_grad():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+        text = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        text = text.splitlines()[0].strip() if text else ""
+        if not text or text == answer.strip():
+            self.counts["unchanged_injection"] += 1
+            return None
+        return text

@@ -58,3 +58,36 @@ def test_noise_rows_are_seeded(small_world, tiny_model):
     assert len(a) + sum(skips_a.values()) == 3
     for r in a:
         assert r["source"] == "povid_noise" and r["chosen"] != r["rejected"]
+
+
+def overfit_lm(prompt, target):
+    import torch
+
+    from mmrlaif.models.tiny import build_tiny_causal_lm
+
+    model, tok = build_tiny_causal_lm([prompt + target], hidden=64, layers=2)
+    batch = tok([prompt + target], return_tensors="pt")
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(100):
+        model(**batch, labels=batch["input_ids"]).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return model.eval(), tok
+
+
+def test_llm_injector_with_a_tiny_lm():
+    from mmrlaif.pairs.povid import INJECT_PROMPT, LLMInjector
+
+    answer = "There is a cup."
+    prompt = INJECT_PROMPT.format(answer=answer)
+    rng = np.random.default_rng(0)
+    model, tok = overfit_lm(prompt, " There is a cup and a saucer.</s>")
+    injector = LLMInjector(model, tok, max_new_tokens=12)
+    assert injector.inject(answer, ["cup"], rng) == "There is a cup and a saucer."
+    assert injector.counts == {}
+    # an LLM that returns the answer unchanged yields no pair, and is counted
+    echo, tok2 = overfit_lm(prompt, " There is a cup.</s>")
+    lazy = LLMInjector(echo, tok2, max_new_tokens=12)
+    assert lazy.inject(answer, ["cup"], rng) is None
+    assert lazy.counts == {"unchanged_injection": 1}
