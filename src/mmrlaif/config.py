@@ -141,12 +141,51 @@ class SamplingConfig:
         max_new_tokens: Generation budget (reference 512; the toy world needs far fewer).
         prompts_per_batch: Prompts per ``generate`` call (each expanded to ``n`` rows).
         seed: Run seed; each (prompt, sample) draws from its own stream derived from it.
+        backend: Generation backend (``transformers``; an OpenAI-compatible / vLLM backend
+            can be added behind the same interface).
     """
 
+    backend: Literal["transformers"] = "transformers"
     n: int = 10
     temperature: float = 0.7
     max_new_tokens: int = 512
     prompts_per_batch: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LabelingConfig:
+    """Divide-and-conquer feedback.
+
+    Attributes:
+        extractor: ``lexicon`` (object mentions, the toy world) or ``llm`` (an instruct LLM).
+        question_builder: ``template`` (for lexicon claims) or ``llm``.
+        llm_name_or_path: The instruct causal LM of the ``llm`` extractor / builder.
+        labeler: ``policy`` (self-feedback), ``model`` (the VLM at ``labeler_name_or_path``)
+            or ``openai`` (an OpenAI-compatible endpoint at ``endpoint``).
+        labeler_name_or_path: The labeler VLM for ``model`` / its served name for ``openai``.
+        endpoint: Base URL of the OpenAI-compatible server (``openai`` labeler).
+        batch_size: Questions per forward pass.
+        prefix_cache: Encode each image once and reuse its KV cache across its questions.
+    """
+
+    extractor: Literal["lexicon", "llm"] = "lexicon"
+    question_builder: Literal["template", "llm"] = "template"
+    llm_name_or_path: str | None = None
+    labeler: Literal["policy", "model", "openai"] = "policy"
+    labeler_name_or_path: str | None = None
+    endpoint: str | None = None
+    batch_size: int = 64
+    prefix_cache: bool = True
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """RLAIF-V pair rules."""
+
+    min_gap: float = 1.0
+    max_pairs_per_prompt: int = 2
+    balance_lengths: bool = True
     seed: int = 0
 
 
@@ -184,6 +223,8 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    labeling: LabelingConfig = field(default_factory=LabelingConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

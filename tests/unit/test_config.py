@@ -49,6 +49,9 @@ def test_unknown_nested_key_is_named(tmp_path):
         ("eval:\n  pope_categories: random\n", "eval.pope_categories"),
         ("sft:\n  trainer: [1, 2]\n", "sft.trainer"),
         ("model:\n  tiny:\n    text_layers: two\n", "model.tiny.text_layers"),
+        ("labeling:\n  extractor: magic\n", "labeling.extractor"),
+        ("labeling:\n  labeler: gpt\n", "labeling.labeler"),
+        ("sampling:\n  backend: vllm\n", "sampling.backend"),
     ],
 )
 def test_wrong_type_names_the_key(tmp_path, text, key):

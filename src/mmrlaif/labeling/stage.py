@@ -1,0 +1,82 @@
+"""The labeling stage: samples + prompts tables in, feedback table out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmrlaif.config import ConfigError, LabelingConfig, ModelConfig
+from mmrlaif.io import read_rows, write_table
+from mmrlaif.labeling.claims import LexiconClaimExtractor, TemplateQuestionBuilder
+from mmrlaif.labeling.feedback import FeedbackStats, label_samples
+from mmrlaif.labeling.http_labeler import OpenAIYesNoLabeler
+from mmrlaif.labeling.labeler import VLMYesNoLabeler, YesNoLabeler
+from mmrlaif.toyworld import toy_lexicon
+
+
+def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig) -> YesNoLabeler:
+    """The configured labeler.
+
+    Raises:
+        ConfigError: Naming the key when the chosen labeler lacks its path or endpoint.
+    """
+    from mmrlaif.models.load import load_vlm
+
+    if cfg.labeler == "openai":
+        if not cfg.endpoint or not cfg.labeler_name_or_path:
+            raise ConfigError("labeling.endpoint and labeling.labeler_name_or_path are required")
+        return OpenAIYesNoLabeler(cfg.endpoint, cfg.labeler_name_or_path)
+    if cfg.labeler == "model" and not cfg.labeler_name_or_path:
+        raise ConfigError("labeling.labeler_name_or_path is required for labeler 'model'")
+    path = policy if cfg.labeler == "policy" else cfg.labeler_name_or_path
+    model, processor = load_vlm(path, model_cfg.dtype, model_cfg.trust_remote_code)
+    return VLMYesNoLabeler(model, processor, cfg.batch_size, cfg.prefix_cache)
+
+
+def make_divide(cfg: LabelingConfig, model_cfg: ModelConfig):
+    """The configured claim extractor and question builder.
+
+    Raises:
+        ConfigError: Naming ``labeling.llm_name_or_path`` when an LLM part has no model.
+    """
+    if "llm" in (cfg.extractor, cfg.question_builder):
+        if not cfg.llm_name_or_path:
+            raise ConfigError("labeling.llm_name_or_path is required for the llm extractor/builder")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from mmrlaif.labeling.llm import LLMClaimExtractor, LLMQuestionBuilder
+
+        llm = AutoModelForCausalLM.from_pretrained(
+            cfg.llm_name_or_path, trust_remote_code=model_cfg.trust_remote_code
+        ).eval()
+        tok = AutoTokenizer.from_pretrained(
+            cfg.llm_name_or_path, trust_remote_code=model_cfg.trust_remote_code
+        )
+    extractor = (
+        LexiconClaimExtractor(toy_lexicon())
+        if cfg.extractor == "lexicon"
+        else LLMClaimExtractor(llm, tok)
+    )
+    builder = (
+        TemplateQuestionBuilder()
+        if cfg.question_builder == "template"
+        else LLMQuestionBuilder(llm, tok)
+    )
+    return extractor, builder
+
+
+def label_stage(
+    policy: str | Path,
+    model_cfg: ModelConfig,
+    cfg: LabelingConfig,
+    samples_table: str | Path,
+    prompts_table: str | Path,
+    feedback_table: str | Path,
+) -> FeedbackStats:
+    """Label the samples table and write the feedback table."""
+    extractor, builder = make_divide(cfg, model_cfg)
+    labeler = make_labeler(policy, model_cfg, cfg)
+    rows, stats = label_samples(
+        read_rows(samples_table), read_rows(prompts_table), extractor, builder, labeler
+    )
+    write_table(rows, feedback_table)
+    return stats
