@@ -6,8 +6,8 @@ from pathlib import Path
 
 from mmrlaif.config import ModelConfig, SamplingConfig
 from mmrlaif.io import read_rows, write_table
-from mmrlaif.models.load import load_vlm
-from mmrlaif.sampling.sampler import SamplingStats, sample_candidates
+from mmrlaif.sampling.backends import make_backend
+from mmrlaif.sampling.sampler import SamplingStats
 
 
 def sample_stage(
@@ -18,7 +18,7 @@ def sample_stage(
     samples_table: str | Path,
 ) -> SamplingStats:
     """Sample ``cfg.n`` candidates per prompt from the policy and write the samples table."""
-    model, processor = load_vlm(policy, model_cfg.dtype, model_cfg.trust_remote_code)
-    rows, stats = sample_candidates(model, processor, read_rows(prompts_table), cfg, str(policy))
+    backend = make_backend(policy, model_cfg, cfg)
+    rows, stats = backend.sample(read_rows(prompts_table), cfg)
     write_table(rows, samples_table)
     return stats
