@@ -47,7 +47,9 @@ def parse_bullets(text: str) -> list[str] | None:
     return items or None
 
 
-class _Generator:
+class TextGenerator:
+    """Greedy completion of a text prompt by a causal LM (decoded, special tokens removed)."""
+
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, budget: int):
         self.model = model
         self.tokenizer = tokenizer
@@ -80,7 +82,7 @@ class LLMClaimExtractor:
         question: str = "Describe the image.",
         max_new_tokens: int = 256,
     ) -> None:
-        self.generate = _Generator(model, tokenizer, max_new_tokens)
+        self.generate = TextGenerator(model, tokenizer, max_new_tokens)
         self.question = question
         self.counts: Counter[str] = Counter()
 
@@ -109,7 +111,7 @@ class LLMQuestionBuilder:
     def __init__(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 48
     ) -> None:
-        self.generate = _Generator(model, tokenizer, max_new_tokens)
+        self.generate = TextGenerator(model, tokenizer, max_new_tokens)
         self.counts: Counter[str] = Counter()
 
     def question(self, claim: Claim) -> str:

@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from transformers import PreTrainedModel, ProcessorMixin
 
 from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.io import cell_to_image
+from mmrlaif.labeling.llm import TextGenerator
 from mmrlaif.models.generate import generate_answers
 from mmrlaif.pairs.noise import DEFAULT_STEP, add_diffusion_noise
 from mmrlaif.pairs.table import pair_row
@@ -155,9 +155,7 @@ class LLMInjector:
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer, max_new_tokens: int = 128) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
+        self.generate = TextGenerator(model, tokenizer, max_new_tokens)
         self.counts: Counter[str] = Counter()
 
     def inject(self, answer: str, present: Sequence[str], rng: np.random.Generator) -> str | None:
@@ -166,17 +164,7 @@ class LLMInjector:
         ``present`` and ``rng`` are unused (the interface of :class:`CooccurrenceInjector`):
         decoding is greedy, so the rewrite is deterministic.
         """
-        tok = self.tokenizer
-        enc = tok(INJECT_PROMPT.format(answer=answer), return_tensors="pt").to(self.model.device)
-        with torch.no_grad():
-            out = self.model.generate(
-                **enc,
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
-        text = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        text = self.generate(INJECT_PROMPT.format(answer=answer)).strip()
         text = text.splitlines()[0].strip() if text else ""
         if not text or text == answer.strip():
             self.counts["unchanged_injection"] += 1

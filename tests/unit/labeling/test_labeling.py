@@ -138,3 +138,18 @@ def test_prefix_and_suffix_tokens_concatenate_to_the_full_prompt(small_world, ti
     head = processor(text=[prefix], images=[image])["input_ids"][0]
     tail = processor.tokenizer(suffix, add_special_tokens=False)["input_ids"]
     assert list(full) == list(head) + list(tail)
+
+
+def test_missing_image_of_a_sampled_prompt_is_named(small_world, tiny_model):
+    model, processor = tiny_model
+    prompts = io.read_rows(small_world.prompts("align"))[:1]
+    pid = prompts[0]["prompt_id"]
+    prompts[0]["image"] = None
+    with pytest.raises(io.ImageError, match=f"{pid}: image is missing"):
+        label_samples(
+            [{"prompt_id": pid, "sample_idx": 0, "response": "There is a cup."}],
+            prompts,
+            LexiconClaimExtractor(toy_lexicon()),
+            TemplateQuestionBuilder(),
+            VLMYesNoLabeler(model, processor),
+        )
