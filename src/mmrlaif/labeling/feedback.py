@@ -62,6 +62,9 @@ def label_samples(
     before = [Counter(getattr(part, "counts", {})) for part in (extractor, builder)]
     per_sample: list[tuple[Mapping[str, Any], list, list[str]]] = []
     distinct: dict[tuple[str, str], int] = {}
+    # identical responses and claims recur across a prompt's n samples: divide each once
+    extracted: dict[str, list] = {}
+    asked: dict[str, str] = {}
     for s in samples:
         pid = str(s["prompt_id"])
         if pid not in prompt_by_id:
@@ -71,10 +74,15 @@ def label_samples(
         response = (s.get("response") or "").strip()
         if not response:
             counts["empty_response"] += 1
-        claims = extractor.extract(response) if response else []
+        if response not in extracted:
+            extracted[response] = extractor.extract(response) if response else []
+        claims = extracted[response]
         if response and not claims:
             counts["no_claims"] += 1
-        questions = [builder.question(c) for c in claims]
+        for c in claims:
+            if c.text not in asked:
+                asked[c.text] = builder.question(c)
+        questions = [asked[c.text] for c in claims]
         for q in questions:
             distinct.setdefault((pid, q), len(distinct))
         per_sample.append((s, claims, questions))

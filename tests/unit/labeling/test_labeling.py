@@ -153,3 +153,35 @@ def test_missing_image_of_a_sampled_prompt_is_named(small_world, tiny_model):
             TemplateQuestionBuilder(),
             VLMYesNoLabeler(model, processor),
         )
+
+
+def test_each_distinct_response_and_claim_is_divided_once(small_world, tiny_model):
+    model, processor = tiny_model
+    prompts = io.read_rows(small_world.prompts("align"))[:1]
+    pid = prompts[0]["prompt_id"]
+
+    class CountingExtractor(LexiconClaimExtractor):
+        calls = 0
+
+        def extract(self, response):
+            self.calls += 1
+            return super().extract(response)
+
+    class CountingBuilder(TemplateQuestionBuilder):
+        calls = 0
+
+        def question(self, claim):
+            self.calls += 1
+            return super().question(claim)
+
+    extractor, builder = CountingExtractor(toy_lexicon()), CountingBuilder()
+    samples = [
+        {"prompt_id": pid, "sample_idx": i, "response": text}
+        for i, text in enumerate(
+            ["There is a cup.", "There is a cup.", "I can see a cup and a dog."]
+        )
+    ]
+    rows, _ = label_samples(samples, prompts, extractor, builder, VLMYesNoLabeler(model, processor))
+    assert extractor.calls == 2  # two distinct responses
+    assert builder.calls == 2  # claims: cup (three times), dog
+    assert rows[0]["p_yes"] == rows[1]["p_yes"] == rows[2]["p_yes"][:1]
