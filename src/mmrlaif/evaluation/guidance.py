@@ -1,0 +1,70 @@
+"""Self-feedback guidance (RLAIF-V inference-time scaling): the length-normalised DPO reward
+``r(y) = beta / |y| * sum_t log(pi(y_t | ...) / pi_ref(y_t | ...))`` and best-of-N by it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+from transformers import PreTrainedModel, ProcessorMixin
+
+from mmrlaif.models.chat import format_completion, format_prompt
+from mmrlaif.training.data import IGNORE_INDEX, Example, SupervisedCollator
+
+
+@torch.no_grad()
+def completion_logprobs(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    images: Sequence[Image.Image],
+    questions: Sequence[str],
+    responses: Sequence[str],
+    batch_size: int = 32,
+    max_length: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-probabilities of each response (EOS included) and its token count.
+
+    Returns:
+        ``(sum_logps, n_tokens)``, float64 and int64 tensors of length ``len(responses)``.
+    """
+    collate = SupervisedCollator(processor, max_length)
+    sums, counts = [], []
+    for start in range(0, len(responses), batch_size):
+        batch = [
+            Example(str(i), images[i], format_prompt(questions[i]), format_completion(responses[i]))
+            for i in range(start, min(start + batch_size, len(responses)))
+        ]
+        enc = {k: v.to(model.device) for k, v in collate(batch).items()}
+        labels = enc.pop("labels")
+        logits = model(**enc).logits[:, :-1].double()
+        target = labels[:, 1:]
+        mask = target != IGNORE_INDEX
+        logps = logits.log_softmax(-1).gather(-1, target.clamp_min(0)[..., None])[..., 0]
+        sums.append((logps * mask).sum(-1).cpu())
+        counts.append(mask.sum(-1).cpu())
+    return torch.cat(sums), torch.cat(counts)
+
+
+def guidance_rewards(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    processor: ProcessorMixin,
+    images: Sequence[Image.Image],
+    questions: Sequence[str],
+    responses: Sequence[str],
+    beta: float = 0.1,
+) -> list[float]:
+    """The length-normalised DPO reward of each response under ``policy`` against ``reference``."""
+    pi, n = completion_logprobs(policy, processor, images, questions, responses)
+    ref, _ = completion_logprobs(reference, processor, images, questions, responses)
+    return (beta * (pi - ref) / n.clamp_min(1)).tolist()
+
+
+def best_of_n(prompt_ids: Sequence[str], rewards: Sequence[float]) -> dict[str, int]:
+    """Index of the highest-reward candidate of each prompt (the first one on ties)."""
+    best: dict[str, int] = {}
+    for i, (pid, r) in enumerate(zip(prompt_ids, rewards, strict=True)):
+        if pid not in best or r > rewards[best[pid]]:
+            best[pid] = i
+    return best

@@ -1,0 +1,50 @@
+import math
+
+import pytest
+import torch
+
+from mmrlaif import io
+from mmrlaif.evaluation.guidance import best_of_n, completion_logprobs, guidance_rewards
+from mmrlaif.models.chat import format_completion, format_prompt
+from mmrlaif.models.tiny import build_tiny_vlm
+from tests.conftest import SMALL_MODEL
+
+
+def test_completion_logprobs_by_hand(small_world, tiny_model):
+    model, processor = tiny_model
+    prompt = io.read_rows(small_world.prompts("align"))[0]
+    image = io.cell_to_image(prompt["image"], "p")
+    question, response = prompt["question"], "There is a cup."
+    sums, counts = completion_logprobs(model, processor, [image], [question], [response])
+    # by hand: one full pass, then add log p of each completion token given its prefix
+    tok = processor.tokenizer
+    n_prompt = len(processor(text=[format_prompt(question)], images=[image])["input_ids"][0])
+    enc = processor(
+        text=[format_prompt(question) + format_completion(response)],
+        images=[image],
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        logp = model(**enc).logits[0].double().log_softmax(-1)
+    ids = enc["input_ids"][0]
+    expected = sum(float(logp[t - 1, ids[t]]) for t in range(n_prompt, len(ids)))
+    assert counts.tolist() == [len(ids) - n_prompt]
+    assert ids[-1] == tok.eos_token_id  # the EOS token is part of |y|
+    assert float(sums[0]) == pytest.approx(expected, abs=1e-9)
+
+
+def test_rewards_and_best_of_n(small_world, tiny_model):
+    model, processor = tiny_model
+    other, _ = build_tiny_vlm(SMALL_MODEL, 64, seed=3)
+    prompt = io.read_rows(small_world.prompts("align"))[0]
+    image = io.cell_to_image(prompt["image"], "p")
+    responses = ["There is a cup.", "There is a dog and a ball."]
+    args = ([image] * 2, [prompt["question"]] * 2, responses)
+    assert guidance_rewards(model, model, processor, *args) == [0.0, 0.0]
+    rewards = guidance_rewards(model, other, processor, *args, beta=0.5)
+    pi, n = completion_logprobs(model, processor, *args)
+    ref, _ = completion_logprobs(other, processor, *args)
+    for r, a, b, k in zip(rewards, pi, ref, n, strict=True):
+        assert r == pytest.approx(0.5 * (float(a) - float(b)) / int(k))
+    assert all(math.isfinite(r) for r in rewards)
+    assert best_of_n(["a", "a", "b", "a"], [0.1, 0.3, -1.0, 0.3]) == {"a": 1, "b": 2}
