@@ -53,6 +53,8 @@ class WorldConfig:
         colour_jitter: Largest per-channel colour perturbation of an object.
         pixel_noise: Standard deviation of Gaussian pixel noise, on a 0-255 scale.
         pope_per_image: POPE questions per eval image and category (half yes, half no).
+        n_val: Images in the validation split, on which the pipeline picks the checkpoint it
+            carries forward (the eval split is only ever reported, never selected on).
     """
 
     seed: int = 0
@@ -74,6 +76,7 @@ class WorldConfig:
     colour_jitter: int = 24
     pixel_noise: float = 6.0
     pope_per_image: int = 2
+    n_val: int = 100
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,10 @@ class LabelingConfig:
         extractor: ``lexicon`` (object mentions, the toy world) or ``llm`` (an instruct LLM).
         question_builder: ``template`` (for lexicon claims) or ``llm``.
         llm_name_or_path: The instruct causal LM of the ``llm`` extractor / builder.
-        labeler: ``policy`` (self-feedback), ``model`` (the VLM at ``labeler_name_or_path``)
-            or ``openai`` (an OpenAI-compatible endpoint at ``endpoint``).
+        labeler: ``policy`` (self-feedback by the current policy), ``initial`` (self-feedback
+            by a frozen copy of the pipeline's starting policy), ``model`` (the VLM at
+            ``labeler_name_or_path``) or ``openai`` (an OpenAI-compatible endpoint at
+            ``endpoint``).
         labeler_name_or_path: The labeler VLM for ``model`` / its served name for ``openai``.
         endpoint: Base URL of the OpenAI-compatible server (``openai`` labeler).
         batch_size: Questions per forward pass.
@@ -172,7 +177,7 @@ class LabelingConfig:
     extractor: Literal["lexicon", "llm"] = "lexicon"
     question_builder: Literal["template", "llm"] = "template"
     llm_name_or_path: str | None = None
-    labeler: Literal["policy", "model", "openai"] = "policy"
+    labeler: Literal["policy", "initial", "model", "openai"] = "policy"
     labeler_name_or_path: str | None = None
     endpoint: str | None = None
     batch_size: int = 64
@@ -206,6 +211,120 @@ class EvalConfig:
     limit: int | None = None
 
 
+#: LoRA targets: the attention and MLP projections of the language model only (a plain list of
+#: names would also hit the vision tower's projections).
+LANGUAGE_MODEL_LORA_TARGETS = (
+    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+)
+
+
+@dataclass(frozen=True)
+class LoRAConfig:
+    """LoRA adapters for DPO (peft).
+
+    Attributes:
+        r: Rank of the adapters.
+        alpha: Scaling numerator (``lora_alpha``).
+        dropout: Dropout on the adapter input.
+        target_modules: Regex of the module names that get adapters (the language model's
+            projections by default).
+        merge: Merge the adapters into the weights when saving, so the next stage loads a plain
+            model; ``false`` saves the adapter alone (with the base model's path in its config).
+    """
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str = LANGUAGE_MODEL_LORA_TARGETS
+    merge: bool = True
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """DPO training of one iteration (TRL ``DPOTrainer``).
+
+    Attributes:
+        trainer: Keyword arguments for ``trl.DPOConfig``, passed through as is (``beta``,
+            ``loss_type``, ``loss_weights``, ``learning_rate``, ``num_train_epochs``...); the
+            project's defaults fill what is not given.
+        max_length: Token budget per prompt + answer; longer pairs are an error, never cut.
+        lora: LoRA adapters instead of full fine-tuning (``null``: full fine-tuning).
+        freeze_vision_tower: Train the projector and language model only (full fine-tuning).
+        precompute_ref: Compute the reference log-probs once before training and free the
+            reference model; ``false`` keeps TRL's live reference model (for comparison).
+        deepspeed: Path of a DeepSpeed JSON config (``configs/deepspeed/zero2.json``), GPU runs.
+    """
+
+    trainer: Mapping[str, Any] = field(default_factory=dict)
+    max_length: int = 160
+    lora: LoRAConfig | None = None
+    freeze_vision_tower: bool = True
+    precompute_ref: bool = True
+    deepspeed: str | None = None
+
+
+@dataclass(frozen=True)
+class POVIDConfig:
+    """POVID pair sources.
+
+    Attributes:
+        sources: Which rejected answers to build: ``povid_text`` (hallucinations injected into
+            the ground-truth answer) and/or ``povid_noise`` (the policy's answer on a
+            diffusion-noised image).
+        injector: ``cooccurrence`` (inserts a co-occurring absent object; no LLM needed) or
+            ``llm`` (an instruct LLM rewrites the answer, as the paper's GPT-4V step).
+        llm_name_or_path: The instruct LLM of the ``llm`` injector.
+        noise_step: Forward-diffusion step of the image noise (the paper: 500 of 1000).
+        max_new_tokens: Generation budget of the answer on the noised image.
+        seed: Seed of the injections and the noise.
+    """
+
+    sources: tuple[str, ...] = ("povid_text", "povid_noise")
+    injector: Literal["cooccurrence", "llm"] = "cooccurrence"
+    llm_name_or_path: str | None = None
+    noise_step: int = 500
+    max_new_tokens: int = 48
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The iterative pipeline.
+
+    Attributes:
+        method: ``rlaifv`` (on-policy sampling + AI feedback) or ``povid``.
+        iterations: Rounds of sample -> label -> pairs -> DPO -> evaluate, unrolled at compile
+            time.
+        select_metric: Validation metric that decides which policy an iteration carries forward
+            (the new one or the incumbent): ``object_f1`` (harmonic mean of 1 - CHAIR_i and
+            Cover), ``chair_i``, ``chair_s`` (lower is better) or ``cover``.
+        name: Pipeline name in KFP and the parent run's name prefix in MLflow.
+    """
+
+    method: Literal["rlaifv", "povid"] = "rlaifv"
+    iterations: int = 3
+    select_metric: Literal["object_f1", "chair_i", "chair_s", "cover"] = "object_f1"
+    name: str = "mmrlaif"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow tracking.
+
+    Attributes:
+        uri: Tracking URI; ``MLFLOW_TRACKING_URI`` in the environment wins; neither: a local
+            store under the run folder (nothing to start).
+        experiment: Experiment name.
+        registered_model: Name the final policy is registered under (``null``: not registered).
+        pairs_sample: Pairs logged per iteration with their claims and verdicts.
+    """
+
+    uri: str | None = None
+    experiment: str = "mmrlaif"
+    registered_model: str | None = "mmrlaif-policy"
+    pairs_sample: int = 20
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Where a run writes and how it is seeded."""
@@ -225,7 +344,11 @@ class Config:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     labeling: LabelingConfig = field(default_factory=LabelingConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)
+    povid: POVIDConfig = field(default_factory=POVIDConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:

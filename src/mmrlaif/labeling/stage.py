@@ -27,7 +27,8 @@ def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig
         return OpenAIYesNoLabeler(cfg.endpoint, cfg.labeler_name_or_path)
     if cfg.labeler == "model" and not cfg.labeler_name_or_path:
         raise ConfigError("labeling.labeler_name_or_path is required for labeler 'model'")
-    path = policy if cfg.labeler == "policy" else cfg.labeler_name_or_path
+    # "initial": the pipeline hands the starting policy in as ``policy``
+    path = policy if cfg.labeler in ("policy", "initial") else cfg.labeler_name_or_path
     model, processor = load_vlm(path, model_cfg.dtype, model_cfg.trust_remote_code)
     return VLMYesNoLabeler(model, processor, cfg.batch_size, cfg.prefix_cache)
 

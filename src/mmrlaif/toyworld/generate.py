@@ -27,7 +27,7 @@ from mmrlaif.toyworld.vocab import object_names, partner_of
 
 logger = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("train", "align", "eval")
+SPLITS: tuple[str, ...] = ("train", "align", "eval", "val")
 POPE_CATEGORIES: tuple[str, ...] = ("random", "popular", "adversarial")
 
 
@@ -53,7 +53,10 @@ class WorldPaths:
         return self.root / "sft.parquet"
 
     def prompts(self, split: str) -> Path:
-        """Description prompts of a split (``align`` feeds RLAIF-V, ``eval`` is held out)."""
+        """Description prompts of a split.
+
+        ``align`` feeds RLAIF-V / POVID, ``val`` picks checkpoints, ``eval`` is held out.
+        """
         return self.root / f"prompts_{split}.parquet"
 
     @property
@@ -242,13 +245,13 @@ def build_world(cfg: WorldConfig, out_dir: str | Path) -> WorldPaths:
         RuntimeError: If two splits share an image (they must be disjoint).
     """
     paths = WorldPaths(Path(out_dir))
-    sizes = {"train": cfg.n_train, "align": cfg.n_align, "eval": cfg.n_eval}
+    sizes = {"train": cfg.n_train, "align": cfg.n_align, "eval": cfg.n_eval, "val": cfg.n_val}
     scenes = {split: make_scenes(cfg, split, n) for split, n in sizes.items()}
     _check_disjoint(scenes)
     frequency, cooc = object_statistics(scenes["train"])
     sft, n_hallucinated = sft_rows(scenes["train"], cfg)
     io.write_table(sft, paths.sft)
-    for split in ("align", "eval"):
+    for split in ("align", "eval", "val"):
         io.write_table(prompt_rows(scenes[split], cfg), paths.prompts(split))
     pope = pope_rows(scenes["eval"], cfg, frequency, cooc)
     io.write_table(pope, paths.pope)

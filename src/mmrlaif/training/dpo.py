@@ -1,0 +1,250 @@
+"""DPO training of one iteration on the pairs table, through TRL's ``DPOTrainer``."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from mmrlaif.config import DPOConfig, ModelConfig
+from mmrlaif.io import write_json
+from mmrlaif.models.load import load_vlm
+from mmrlaif.models.tiny import save_model
+from mmrlaif.training.sft import freeze_vision_tower
+
+logger = logging.getLogger(__name__)
+
+#: The method's defaults (RLAIF-V: beta 0.1, cosine, warmup 0.05, 4 epochs, summed log-probs;
+#: lr 5e-7 for full fine-tuning); every key can be overridden by ``dpo.trainer``.
+DEFAULT_DPO_ARGS: dict[str, Any] = {
+    "beta": 0.1,
+    "loss_type": ["sigmoid"],
+    "learning_rate": 5e-7,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.05,
+    "num_train_epochs": 4,
+    "per_device_train_batch_size": 8,
+    "activation_checkpointing": False,
+    "logging_steps": 1,
+    "save_strategy": "epoch",
+    "save_total_limit": 2,
+    "report_to": "none",
+    "disable_tqdm": True,
+    "dataloader_num_workers": 0,
+    "dataloader_pin_memory": False,
+}
+
+
+@dataclass(frozen=True)
+class DPOResult:
+    """Outcome of one DPO run.
+
+    Attributes:
+        model_dir: The trained policy (or, when skipped, a copy of the starting policy).
+        n_pairs: Pairs trained on.
+        sources: Pairs by source (``rlaifv``, ``povid_text``...).
+        history: TRL's log history: per-step loss, reward margins and accuracies.
+        seconds: Wall time of training (precompute included).
+        skipped_reason: Why no training happened (``None`` when it did).
+        resumed_from: The checkpoint training resumed from, if any.
+    """
+
+    model_dir: Path
+    n_pairs: int
+    sources: dict[str, int] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped_reason: str | None = None
+    resumed_from: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        out = asdict(self)
+        out["model_dir"] = str(self.model_dir)
+        return out
+
+
+def dpo_arguments(cfg: DPOConfig, output_dir: Path, seed: int):
+    """Merge the defaults, the device and ``cfg.trainer`` into ``trl.DPOConfig``.
+
+    Raises:
+        ValueError: Naming ``dpo.trainer`` when TRL rejects a key or value.
+    """
+    from trl import DPOConfig as TRLDPOConfig
+
+    cuda = torch.cuda.is_available()
+    device = {"use_cpu": not cuda, "bf16": cuda and torch.cuda.is_bf16_supported()}
+    args = DEFAULT_DPO_ARGS | device | {"seed": seed, "data_seed": seed} | dict(cfg.trainer)
+    args |= {
+        "output_dir": str(output_dir),
+        # lengths are checked up front (an over-long pair is an error); TRL must not cut
+        "max_length": None,
+        "precompute_ref_log_probs": False,
+        "deepspeed": cfg.deepspeed,
+    }
+    try:
+        return TRLDPOConfig(**args)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"dpo.trainer: {exc}") from exc
+
+
+def check_lengths(dataset, processor: ProcessorMixin, max_length: int, batch_size: int = 64) -> int:
+    """Tokenise every pair as TRL will and fail on one longer than ``max_length``.
+
+    Returns:
+        The longest prompt + answer, in tokens.
+
+    Raises:
+        ValueError: Naming the pair (``prompt_id`` and which answer) that is too long.
+    """
+    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+    collator = DataCollatorForVisionPreference(processor=processor, max_length=None)
+    longest = 0
+    for start in range(0, len(dataset), batch_size):
+        rows = [dict(dataset[i]) for i in range(start, min(start + batch_size, len(dataset)))]
+        lengths = collator([dict(r) for r in rows])["attention_mask"].sum(dim=1).tolist()
+        n = len(rows)
+        for i, row in enumerate(rows):
+            for which, length in (("chosen", lengths[i]), ("rejected", lengths[i + n])):
+                longest = max(longest, int(length))
+                if length > max_length:
+                    pid = row.get("prompt_id", start + i)
+                    raise ValueError(
+                        f"pair {pid}: prompt + {which} answer is {int(length)} tokens, over "
+                        f"dpo.max_length={max_length} (raise it; pairs are never truncated)"
+                    )
+    return longest
+
+
+def _lora_config(cfg: DPOConfig):
+    from peft import LoraConfig
+
+    assert cfg.lora is not None
+    return LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def train_dpo(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    dataset,
+    cfg: DPOConfig,
+    output_dir: str | Path,
+    seed: int,
+    resume: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> DPOResult:
+    """Train ``model`` with DPO on a pairs dataset and save it under ``output_dir/model``.
+
+    Args:
+        model: The iteration's starting policy, loaded from a saved folder (TRL's reference
+            pass reads ``model.config._name_or_path``).
+        processor: Its processor.
+        dataset: A ``datasets.Dataset`` in the pairs-table layout.
+        cfg: Trainer pass-through arguments, LoRA, token budget, reference handling.
+        output_dir: Run folder: ``checkpoints/`` and ``model/`` are written inside.
+        seed: Seed of the data order.
+        resume: Resume from the last checkpoint in ``output_dir/checkpoints`` if there is one.
+        callbacks: Extra ``TrainerCallback`` s.
+
+    Returns:
+        Where the model went, the step history and the pair counts.
+    """
+    from mmrlaif.training.reference import LiveRefDPOTrainer, PrecomputedRefDPOTrainer
+
+    output_dir = Path(output_dir)
+    check_lengths(dataset, processor, cfg.max_length)
+    if cfg.lora is None and cfg.freeze_vision_tower:
+        freeze_vision_tower(model)
+    ckpt_dir = output_dir / "checkpoints"
+    args = dpo_arguments(cfg, ckpt_dir, seed)
+    last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
+    trainer_cls = PrecomputedRefDPOTrainer if cfg.precompute_ref else LiveRefDPOTrainer
+    start = time.perf_counter()
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        peft_config=_lora_config(cfg) if cfg.lora is not None else None,
+        callbacks=list(callbacks),
+    )
+    if last:
+        logger.info("resuming DPO from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - start
+    trained = trainer.model
+    if cfg.lora is not None and cfg.lora.merge:
+        trained = trained.merge_and_unload()
+    trained.eval()
+    model_dir = _save_atomically(trained, processor, output_dir / "model")
+    sources = Counter(dataset["source"]) if "source" in dataset.column_names else Counter()
+    history = [dict(h) for h in trainer.state.log_history]
+    return DPOResult(model_dir, len(dataset), dict(sources), history, seconds, None, last)
+
+
+def dpo_stage(
+    model_cfg: ModelConfig,
+    cfg: DPOConfig,
+    policy_dir: str | Path,
+    pairs_table: str | Path,
+    output_dir: str | Path,
+    seed: int,
+) -> DPOResult:
+    """The DPO stage end to end: read the pairs, train from ``policy_dir``, save, report.
+
+    With no pairs the policy is passed on unchanged (copied to ``output_dir/model``) and the
+    result says why; a report ``dpo.json`` is written in both cases.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    dataset = _read_pairs(pairs_table, output_dir / ".hf_cache")
+    if dataset is None or len(dataset) == 0:
+        reason = "no pairs after labeling: policy passed on unchanged"
+        logger.warning("DPO skipped: %s", reason)
+        model_dir = output_dir / "model"
+        tmp = output_dir / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(policy_dir, tmp)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        tmp.rename(model_dir)
+        result = DPOResult(model_dir, 0, skipped_reason=reason)
+    else:
+        model, processor = load_vlm(str(policy_dir), model_cfg.dtype, model_cfg.trust_remote_code)
+        result = train_dpo(model, processor, dataset, cfg, output_dir, seed)
+    write_json(result.to_dict(), output_dir / "dpo.json")
+    return result
+
+
+def _read_pairs(path: str | Path, cache_dir: Path):
+    """The pairs table as a ``datasets.Dataset`` (``None`` for a table with no rows)."""
+    import pyarrow.parquet as pq
+    from datasets import load_dataset
+
+    if pq.ParquetFile(str(path)).metadata.num_rows == 0:
+        return None
+    return load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(cache_dir))
+
+
+def _save_atomically(model: PreTrainedModel, processor: ProcessorMixin, model_dir: Path) -> Path:
+    tmp = model_dir.with_name(f".{model_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(model, processor, tmp)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp.rename(model_dir)
+    return model_dir
