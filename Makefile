@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= configs/tiny_cpu.yaml
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install install-dev demo test test-all lint format clean
+.PHONY: install install-dev demo demo-povid compile test test-all lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,20 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+# The RLAIF-V pipeline (3 self-feedback iterations) on the toy world, through kfp.local.
 demo: install
-	$(BIN)/mmrlaif demo --config $(CONFIG)
+	$(BIN)/mmrlaif run --config $(CONFIG)
+
+# The POVID pipeline on the same world and base policy settings.
+demo-povid: install
+	$(BIN)/mmrlaif run --config $(CONFIG) --set pipeline.method=povid --set pipeline.iterations=1 \
+		--set run.output_dir=runs/demo-povid
+
+# Recompile the committed pipeline YAML (a test checks it is up to date).
+compile: install
+	$(BIN)/mmrlaif compile --config $(CONFIG) --out pipelines/compiled/rlaif_v_tiny_cpu.yaml
+	$(BIN)/mmrlaif compile --config $(CONFIG) --set pipeline.method=povid \
+		--set pipeline.iterations=1 --out pipelines/compiled/povid_tiny_cpu.yaml
 
 test: install-dev
 	$(BIN)/python -m pytest -q

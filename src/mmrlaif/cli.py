@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--world", help="world folder (default: <run.output_dir>/world)")
     p.add_argument("--out", help="report JSON (default: <run.output_dir>/eval.json)")
     add("demo", _cmd_demo, "world -> base policy (SFT) -> evaluation, printing the figures")
+    p = add("run", _cmd_run, "run the configured pipeline here with kfp.local, tracked in MLflow")
+    p = add("compile", _cmd_compile, "compile the configured pipeline to KFP YAML")
+    p.add_argument("--out", help="YAML path (default: <run.output_dir>/<pipeline>.yaml)")
     return parser
 
 
@@ -112,6 +115,49 @@ def _cmd_demo(cfg: Config, args: argparse.Namespace) -> None:
         f"\nworld: {world.root}\nbase policy: {sft.model_dir}\n"
         f"report: {root / 'eval_base.json'}\nwall time: {time.perf_counter() - start:.0f} s"
     )
+
+
+def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
+    import json
+
+    from mmrlaif.pipelines.build import run_local
+    from mmrlaif.tracking import open_ui_command
+    from mmrlaif.tracking.steps import tracking_uri
+
+    start = time.perf_counter()
+    uri = tracking_uri(cfg)
+    summary = json.loads(run_local(cfg, uri).read_text())
+    print(f"\n{cfg.pipeline.method} pipeline, {cfg.pipeline.iterations} iteration(s):")
+    _print_iterations(summary["iterations"])
+    print(
+        f"\nwall time: {time.perf_counter() - start:.0f} s"
+        f"\nMLflow run {summary['run_id']} in {uri}\nlook at it with: {open_ui_command(uri)}"
+    )
+
+
+def _cmd_compile(cfg: Config, args: argparse.Namespace) -> None:
+    from mmrlaif.pipelines import compile_pipeline
+
+    name = "rlaif_v" if cfg.pipeline.method == "rlaifv" else "povid"
+    out = args.out or Path(cfg.run.output_dir) / f"{name}.yaml"
+    print(f"pipeline written to {compile_pipeline(cfg, out)}")
+
+
+def _print_iterations(entries: list[dict]) -> None:
+    keys = ("chair_i", "chair_s", "cover", "pope_adversarial_accuracy")
+    print(f"  {'iteration':<10}" + "".join(f"{k:>27}" for k in keys) + f"{'pairs':>7}  kept")
+    base = entries[0]["headline"]
+    for e in entries:
+        h = e["headline"]
+        cells = ""
+        for k in keys:
+            rel = f"({(h[k] - base[k]) / base[k]:+.0%})" if base.get(k) else ""
+            cells += f"{h.get(k, float('nan')):>19.4f} {rel:>7}"
+        kept = {True: "new", False: "incumbent", None: "-"}[e.get("kept_new")]
+        pairs = "-" if e.get("pairs") is None else str(e["pairs"])
+        print(f"  {e['iteration']:<10}{cells}{pairs:>7}  {kept}")
+        if e.get("skipped_reason"):
+            print(f"  {'':<10}skipped: {e['skipped_reason']}")
 
 
 def _print_figures(figures: dict[str, float]) -> None:

@@ -253,6 +253,8 @@ class DPOConfig:
         precompute_ref: Compute the reference log-probs once before training and free the
             reference model; ``false`` keeps TRL's live reference model (for comparison).
         deepspeed: Path of a DeepSpeed JSON config (``configs/deepspeed/zero2.json``), GPU runs.
+        keep_checkpoints: Keep the intermediate checkpoints after a successful run (they are
+            what a killed run resumes from; by default removed once the model is saved).
     """
 
     trainer: Mapping[str, Any] = field(default_factory=dict)
@@ -261,6 +263,7 @@ class DPOConfig:
     freeze_vision_tower: bool = True
     precompute_ref: bool = True
     deepspeed: str | None = None
+    keep_checkpoints: bool = False
 
 
 @dataclass(frozen=True)
@@ -375,6 +378,26 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
     return from_dict(Config, data)
+
+
+def parse_config(text: str, source: str = "config") -> Config:
+    """Load a :class:`Config` from YAML text (how pipeline components receive it).
+
+    Raises:
+        ConfigError: On unreadable YAML, unknown keys or wrong types.
+    """
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot read {source}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    return from_dict(Config, data)
+
+
+def config_to_yaml(config: Config) -> str:
+    """The resolved configuration as YAML text (round-trips through :func:`parse_config`)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:

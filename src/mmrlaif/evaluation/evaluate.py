@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -11,9 +12,15 @@ from typing import Any
 
 from transformers import PreTrainedModel, ProcessorMixin
 
-from mmrlaif.config import EvalConfig, ModelConfig
+from mmrlaif.config import Config, EvalConfig, ModelConfig
 from mmrlaif.evaluation.lexicon import Lexicon
-from mmrlaif.evaluation.metrics import ChairResult, PopeResult, chair, pope_from_answers
+from mmrlaif.evaluation.metrics import (
+    ChairResult,
+    PopeResult,
+    chair,
+    headline_of,
+    pope_from_answers,
+)
 from mmrlaif.io import cell_to_image, read_rows, write_json
 from mmrlaif.models.generate import generate_answers
 from mmrlaif.models.load import load_vlm
@@ -50,17 +57,7 @@ class EvalReport:
 
     def headline(self) -> dict[str, float]:
         """The flat figures to log and print."""
-        figures = {
-            "chair_i": self.chair.chair_i,
-            "chair_s": self.chair.chair_s,
-            "cover": self.chair.cover,
-            "hallucinated_partner_share": self.hallucinated_partner_share,
-        }
-        for category, result in self.pope.items():
-            figures[f"pope_{category}_accuracy"] = result.accuracy
-            figures[f"pope_{category}_f1"] = result.f1
-            figures[f"pope_{category}_yes_ratio"] = result.yes_ratio
-        return figures
+        return headline_of(self.to_dict())
 
 
 def partner_share(
@@ -160,20 +157,58 @@ def evaluate_stage(
     eval_cfg: EvalConfig,
     model_dir: str | Path,
     prompts_table: str | Path,
-    pope_table: str | Path,
+    pope_table: str | Path | None,
     report_path: str | Path,
+    model_and_processor: tuple[PreTrainedModel, ProcessorMixin] | None = None,
 ) -> EvalReport:
-    """The evaluation stage on the toy world: load the model, evaluate, write the JSON report."""
-    model, processor = load_vlm(model_dir, model_cfg.dtype, model_cfg.trust_remote_code)
+    """The evaluation stage on the toy world: load the model, evaluate, write the JSON report.
+
+    With ``pope_table=None`` only the descriptions are scored (the validation split). A model
+    already loaded can be passed as ``model_and_processor``.
+    """
+    if model_and_processor is None:
+        model_and_processor = load_vlm(model_dir, model_cfg.dtype, model_cfg.trust_remote_code)
+    if pope_table is None:
+        eval_cfg = dataclasses.replace(eval_cfg, pope_categories=())
     partners = {o: p for o in object_names() if (p := partner_of(o))}
     report = evaluate_policy(
-        model,
-        processor,
+        *model_and_processor,
         read_rows(prompts_table),
-        read_rows(pope_table),
+        read_rows(pope_table) if pope_table is not None else [],
         toy_lexicon(),
         partners,
         eval_cfg,
     )
     write_json(report.to_dict(), report_path)
     return report
+
+
+def evaluate_step(
+    cfg: Config, policy_run: str | Path, world_dir: str | Path, out_dir: str | Path
+) -> tuple[EvalReport, EvalReport]:
+    """Evaluate a policy artifact on the held-out eval split (with POPE) and on validation.
+
+    Writes ``eval.json`` and ``val.json`` under ``out_dir``.
+
+    Returns:
+        The eval-split report and the validation report.
+    """
+    from mmrlaif import artifacts
+    from mmrlaif.toyworld import WorldPaths
+
+    world = WorldPaths(Path(world_dir))
+    model = artifacts.model_dir(policy_run)
+    loaded = load_vlm(model, cfg.model.dtype, cfg.model.trust_remote_code)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for split, pope, name in (
+        ("eval", world.pope, artifacts.EVAL_REPORT),
+        ("val", None, artifacts.VAL_REPORT),
+    ):
+        reports.append(
+            evaluate_stage(
+                cfg.model, cfg.eval, model, world.prompts(split), pope, out_dir / name, loaded
+            )
+        )
+    return reports[0], reports[1]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -263,3 +263,19 @@ def _pope(predictions: Sequence[bool], labels: Sequence[bool], n_unparsed: int) 
         tn=tn,
         fn=fn,
     )
+
+
+def headline_of(report: Mapping[str, Any]) -> dict[str, float]:
+    """The flat figures of a report in its JSON form (``EvalReport.to_dict``)."""
+    chair_ = report["chair"]
+    figures = {
+        "chair_i": float(chair_["chair_i"]),
+        "chair_s": float(chair_["chair_s"]),
+        "cover": float(chair_["cover"]),
+        "hallucinated_partner_share": float(report["hallucinated_partner_share"]),
+    }
+    for category, result in report.get("pope", {}).items():
+        figures[f"pope_{category}_accuracy"] = float(result["accuracy"])
+        figures[f"pope_{category}_f1"] = float(result["f1"])
+        figures[f"pope_{category}_yes_ratio"] = float(result["yes_ratio"])
+    return figures

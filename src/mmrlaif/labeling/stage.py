@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmrlaif.config import ConfigError, LabelingConfig, ModelConfig
+from mmrlaif import artifacts
+from mmrlaif.config import Config, ConfigError, LabelingConfig, ModelConfig
 from mmrlaif.io import read_rows, write_table
 from mmrlaif.labeling.claims import LexiconClaimExtractor, TemplateQuestionBuilder
 from mmrlaif.labeling.feedback import FeedbackStats, label_samples
 from mmrlaif.labeling.http_labeler import OpenAIYesNoLabeler
 from mmrlaif.labeling.labeler import VLMYesNoLabeler, YesNoLabeler
-from mmrlaif.toyworld import toy_lexicon
+from mmrlaif.toyworld import WorldPaths, toy_lexicon
+
+#: Labelers that are one of the pipeline's own policies.
+SELF_LABELERS = ("policy", "initial")
 
 
 def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig) -> YesNoLabeler:
@@ -28,7 +32,7 @@ def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig
     if cfg.labeler == "model" and not cfg.labeler_name_or_path:
         raise ConfigError("labeling.labeler_name_or_path is required for labeler 'model'")
     # "initial": the pipeline hands the starting policy in as ``policy``
-    path = policy if cfg.labeler in ("policy", "initial") else cfg.labeler_name_or_path
+    path = policy if cfg.labeler in SELF_LABELERS else cfg.labeler_name_or_path
     model, processor = load_vlm(path, model_cfg.dtype, model_cfg.trust_remote_code)
     return VLMYesNoLabeler(model, processor, cfg.batch_size, cfg.prefix_cache)
 
@@ -80,4 +84,31 @@ def label_stage(
         read_rows(samples_table), read_rows(prompts_table), extractor, builder, labeler
     )
     write_table(rows, feedback_table)
+    return stats
+
+
+def label_step(
+    cfg: Config,
+    policy_run: str | Path,
+    initial_run: str | Path,
+    world_dir: str | Path,
+    samples_dir: str | Path,
+    out_dir: str | Path,
+) -> FeedbackStats:
+    """One iteration's labeling from pipeline artifacts.
+
+    The self-feedback labeler is the current policy (``labeling.labeler: policy``) or the
+    pipeline's starting policy (``initial``). Writes ``feedback.parquet`` and ``stats.json``.
+    """
+    labeler_run = initial_run if cfg.labeling.labeler == "initial" else policy_run
+    labeler = artifacts.model_dir(labeler_run) if cfg.labeling.labeler in SELF_LABELERS else ""
+    stats = label_stage(
+        labeler,
+        cfg.model,
+        cfg.labeling,
+        artifacts.table(samples_dir, "samples"),
+        WorldPaths(Path(world_dir)).prompts("align"),
+        artifacts.table(out_dir, "feedback"),
+    )
+    artifacts.write_stats(out_dir, stats)
     return stats

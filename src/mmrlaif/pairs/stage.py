@@ -1,13 +1,20 @@
-"""The pairs stage: feedback + prompts tables in, pairs table (TRL layout) out."""
+"""The pairs stages: RLAIF-V (feedback + prompts in) and POVID (prompts + policy in); both
+write the pairs table in TRL's layout."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mmrlaif.config import PairsConfig
+from mmrlaif import artifacts
+from mmrlaif.artifacts import iteration_seed
+from mmrlaif.config import Config, ConfigError, ModelConfig, PairsConfig, POVIDConfig
 from mmrlaif.io import read_rows, write_table
 from mmrlaif.pairs.rlaifv import PairStats, build_pairs, candidates_from_rows
 from mmrlaif.pairs.table import rlaifv_rows
+from mmrlaif.toyworld import WorldPaths, toy_lexicon
 
 
 def pairs_stage(
@@ -25,4 +32,130 @@ def pairs_stage(
         balance_lengths=cfg.balance_lengths,
     )
     write_table(rlaifv_rows(pairs, read_rows(prompts_table)), pairs_table)
+    return stats
+
+
+@dataclass(frozen=True)
+class POVIDStats:
+    """Counts of a POVID pairs build.
+
+    Attributes:
+        prompts_in: Prompts read.
+        pairs_out: Pairs written, all sources.
+        by_source: Pairs per source.
+        skips: Skipped prompts by ``<source>/<reason>``.
+    """
+
+    prompts_in: int
+    pairs_out: int
+    by_source: dict[str, int] = field(default_factory=dict)
+    skips: dict[str, int] = field(default_factory=dict)
+
+
+def make_injector(cfg: POVIDConfig, model_cfg: ModelConfig, world_summary: str | Path | None):
+    """The configured hallucination injector.
+
+    Raises:
+        ConfigError: Naming the key when the injector lacks its model or co-occurrence data.
+    """
+    from mmrlaif.pairs.povid import CooccurrenceInjector, LLMInjector
+
+    if cfg.injector == "llm":
+        if not cfg.llm_name_or_path:
+            raise ConfigError("povid.llm_name_or_path is required for injector 'llm'")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs = {"trust_remote_code": model_cfg.trust_remote_code}
+        llm = AutoModelForCausalLM.from_pretrained(cfg.llm_name_or_path, **kwargs)
+        return LLMInjector(llm, AutoTokenizer.from_pretrained(cfg.llm_name_or_path, **kwargs))
+    if world_summary is None or not Path(world_summary).is_file():
+        raise ConfigError(
+            "povid.injector 'cooccurrence' needs the world's co-occurrence statistics "
+            f"(world.json), not found at {world_summary}"
+        )
+    cooccurrence = json.loads(Path(world_summary).read_text())["cooccurrence"]
+    return CooccurrenceInjector(toy_lexicon(), cooccurrence)
+
+
+def povid_stage(
+    model_cfg: ModelConfig,
+    cfg: POVIDConfig,
+    policy: str | Path,
+    prompts_table: str | Path,
+    pairs_table: str | Path,
+    world_summary: str | Path | None = None,
+    eval_batch_size: int = 32,
+) -> POVIDStats:
+    """Build POVID pairs (chosen = the ground-truth answer) and write the pairs table.
+
+    Args:
+        model_cfg: Loading settings of the policy.
+        cfg: Which sources, the injector, the noise step and the seed.
+        policy: The policy that answers on noised images (``povid_noise``).
+        prompts_table: Prompts with a ground-truth ``answer`` and ``objects``.
+        pairs_table: Where the pairs go.
+        world_summary: ``world.json`` with co-occurrence statistics (``cooccurrence`` injector).
+        eval_batch_size: Images per generation batch.
+    """
+    unknown = sorted(set(cfg.sources) - {"povid_text", "povid_noise"})
+    if unknown or not cfg.sources:
+        raise ConfigError(f"povid.sources: {unknown or 'empty'} (use povid_text, povid_noise)")
+    from mmrlaif.pairs.povid import noise_rows, text_injection_rows
+
+    prompts = read_rows(prompts_table)
+    rows: list[dict] = []
+    skips: dict[str, int] = {}
+    if "povid_text" in cfg.sources:
+        injector = make_injector(cfg, model_cfg, world_summary)
+        text, text_skips = text_injection_rows(prompts, injector, cfg.seed)
+        rows += text
+        skips |= {f"povid_text/{k}": v for k, v in text_skips.items()}
+    if "povid_noise" in cfg.sources:
+        from mmrlaif.models.load import load_vlm
+
+        model, processor = load_vlm(str(policy), model_cfg.dtype, model_cfg.trust_remote_code)
+        noise, noise_skips = noise_rows(
+            model, processor, prompts, cfg.seed, cfg.noise_step, cfg.max_new_tokens, eval_batch_size
+        )
+        rows += noise
+        skips |= {f"povid_noise/{k}": v for k, v in noise_skips.items()}
+    write_table(rows, pairs_table)
+    by_source = dict(Counter(r["source"] for r in rows))
+    return POVIDStats(len(prompts), len(rows), by_source, skips)
+
+
+def pairs_step(
+    cfg: Config,
+    iteration: int,
+    feedback_dir: str | Path,
+    world_dir: str | Path,
+    out_dir: str | Path,
+) -> PairStats:
+    """One iteration's RLAIF-V pairs from pipeline artifacts (``pairs.parquet``, ``stats.json``)."""
+    pairs_cfg = replace(cfg.pairs, seed=iteration_seed(cfg.pairs.seed, iteration))
+    stats = pairs_stage(
+        pairs_cfg,
+        artifacts.table(feedback_dir, "feedback"),
+        WorldPaths(Path(world_dir)).prompts("align"),
+        artifacts.table(out_dir, "pairs"),
+    )
+    artifacts.write_stats(out_dir, stats)
+    return stats
+
+
+def povid_step(
+    cfg: Config, iteration: int, policy_run: str | Path, world_dir: str | Path, out_dir: str | Path
+) -> POVIDStats:
+    """One iteration's POVID pairs from pipeline artifacts (``pairs.parquet``, ``stats.json``)."""
+    world = WorldPaths(Path(world_dir))
+    stats = povid_stage(
+        cfg.model,
+        replace(cfg.povid, seed=iteration_seed(cfg.povid.seed, iteration)),
+        artifacts.model_dir(policy_run),
+        world.prompts("align"),
+        artifacts.table(out_dir, "pairs"),
+        world.summary,
+        cfg.eval.batch_size,
+    )
+    artifacts.write_stats(out_dir, stats)
     return stats

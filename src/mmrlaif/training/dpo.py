@@ -15,7 +15,8 @@ import torch
 from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from mmrlaif.config import DPOConfig, ModelConfig
+from mmrlaif import artifacts
+from mmrlaif.config import Config, DPOConfig, ModelConfig
 from mmrlaif.io import write_json
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import save_model
@@ -227,8 +228,24 @@ def dpo_stage(
     else:
         model, processor = load_vlm(str(policy_dir), model_cfg.dtype, model_cfg.trust_remote_code)
         result = train_dpo(model, processor, dataset, cfg, output_dir, seed)
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     write_json(result.to_dict(), output_dir / "dpo.json")
     return result
+
+
+def dpo_step(
+    cfg: Config, iteration: int, policy_run: str | Path, pairs_dir: str | Path, out_run: str | Path
+) -> DPOResult:
+    """One iteration's DPO from pipeline artifacts; the new policy goes to ``out_run/model``."""
+    return dpo_stage(
+        cfg.model,
+        cfg.dpo,
+        artifacts.model_dir(policy_run),
+        artifacts.table(pairs_dir, "pairs"),
+        out_run,
+        artifacts.iteration_seed(cfg.run.seed, iteration),
+    )
 
 
 def _read_pairs(path: str | Path, cache_dir: Path):

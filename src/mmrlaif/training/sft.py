@@ -13,7 +13,7 @@ from typing import Any
 from torch.utils.data import Dataset
 from transformers import PreTrainedModel, ProcessorMixin, Trainer, TrainingArguments
 
-from mmrlaif.config import ModelConfig, SFTConfig
+from mmrlaif.config import Config, ModelConfig, SFTConfig
 from mmrlaif.io import read_rows
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import build_tiny_vlm, save_model
@@ -173,3 +173,26 @@ def sft_stage(
             model_cfg.name_or_path, model_cfg.dtype, model_cfg.trust_remote_code
         )
     return train_sft(model, processor, read_rows(sft_table), sft_cfg, output_dir, seed)
+
+
+def base_policy_stage(cfg: Config, world_dir: str | Path, out_run: str | Path) -> SFTResult:
+    """The pipeline's starting policy, saved under ``out_run/model``.
+
+    With ``model.name_or_path: null`` the tiny VLM is built and fine-tuned on the world's SFT
+    table; otherwise the named model is loaded and saved as is (the pipeline then aligns it).
+    """
+    from mmrlaif.toyworld import WorldPaths
+
+    out_run = Path(out_run)
+    if cfg.model.name_or_path is None:
+        world = WorldPaths(Path(world_dir))
+        return sft_stage(cfg.model, cfg.sft, cfg.world.image_size, world.sft, out_run, cfg.run.seed)
+    start = time.perf_counter()
+    model, processor = load_vlm(
+        cfg.model.name_or_path, cfg.model.dtype, cfg.model.trust_remote_code
+    )
+    tmp = out_run / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(model, processor, tmp)
+    tmp.rename(out_run / "model")
+    return SFTResult(out_run / "model", [], 0, {}, time.perf_counter() - start)

@@ -1,0 +1,22 @@
+"""Hallucination metrics of a policy on the held-out eval split and on validation."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from mmrlaif.components._image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def evaluate(
+    config: str,
+    policy: Input[Model],
+    world: Input[Dataset],
+    report: Output[Artifact],
+    metrics: Output[Metrics],
+):
+    """CHAIR_i, CHAIR_s, Cover and POPE on the eval split; CHAIR on validation."""
+    from mmrlaif.config import parse_config
+    from mmrlaif.evaluation.evaluate import evaluate_step
+
+    held_out, _ = evaluate_step(parse_config(config), policy.path, world.path, report.path)
+    for key, value in held_out.headline().items():
+        metrics.log_metric(key, value)

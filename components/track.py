@@ -1,0 +1,100 @@
+"""MLflow tracking: a parent run per pipeline run, a child run per iteration, registration."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+from mmrlaif.components._image import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def start_tracking(config: str) -> str:
+    """Open the parent run (resolved config as params); returns its id."""
+    from mmrlaif.config import parse_config
+    from mmrlaif.tracking.steps import start_step
+
+    return start_step(parse_config(config))
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def log_base(config: str, run_id: str, report: Input[Artifact]) -> str:
+    """Log the starting policy as iteration 0; returns the history (JSON)."""
+    from mmrlaif.config import parse_config
+    from mmrlaif.tracking.steps import log_iteration_step
+
+    return log_iteration_step(parse_config(config), run_id, 0, "[]", report.path)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def log_rlaifv_iteration(
+    config: str,
+    run_id: str,
+    iteration: int,
+    history: str,
+    report: Input[Artifact],
+    candidate_report: Input[Artifact],
+    samples: Input[Dataset],
+    feedback: Input[Dataset],
+    pairs: Input[Dataset],
+    trained: Input[Model],
+) -> str:
+    """Log an RLAIF-V iteration (stats, DPO curve, pairs with verdicts, eval); extend history."""
+    from mmrlaif.config import parse_config
+    from mmrlaif.tracking.steps import log_iteration_step
+
+    return log_iteration_step(
+        parse_config(config),
+        run_id,
+        iteration,
+        history,
+        report.path,
+        samples.path,
+        feedback.path,
+        pairs.path,
+        trained.path,
+        candidate_report.path,
+    )
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def log_povid_iteration(
+    config: str,
+    run_id: str,
+    iteration: int,
+    history: str,
+    report: Input[Artifact],
+    candidate_report: Input[Artifact],
+    pairs: Input[Dataset],
+    trained: Input[Model],
+) -> str:
+    """Log a POVID iteration (pair stats, DPO curve, pairs, eval); extend history."""
+    from mmrlaif.config import parse_config
+    from mmrlaif.tracking.steps import log_iteration_step
+
+    return log_iteration_step(
+        parse_config(config),
+        run_id,
+        iteration,
+        history,
+        report.path,
+        pairs_dir=pairs.path,
+        trained_run=trained.path,
+        candidate_report_dir=candidate_report.path,
+    )
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def finish_tracking(config: str, run_id: str, history: str, summary: Output[Artifact]):
+    """Close the parent run: plot of hallucination against iteration, summary, final figures."""
+    from mmrlaif.config import parse_config
+    from mmrlaif.io import write_json
+    from mmrlaif.tracking.steps import finish_step
+
+    write_json(finish_step(parse_config(config), run_id, history), summary.path)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def register(config: str, run_id: str, policy: Input[Model]) -> str:
+    """Register the final policy in the MLflow registry; returns the version ('' if disabled)."""
+    from mmrlaif.config import parse_config
+    from mmrlaif.tracking.steps import register_step
+
+    return register_step(parse_config(config), run_id, policy.path) or ""

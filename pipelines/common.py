@@ -1,0 +1,89 @@
+"""The parts RLAIF-V and POVID share: start (world, base policy, tracking) and the
+train -> evaluate -> select step of an iteration, and the finish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mmrlaif.components.base_policy import base_policy
+from mmrlaif.components.evaluate import evaluate
+from mmrlaif.components.select import select_policy
+from mmrlaif.components.track import finish_tracking, log_base, register, start_tracking
+from mmrlaif.components.train import train_dpo
+from mmrlaif.components.world import prepare_world
+
+
+@dataclass
+class Start:
+    """Handles of the pipeline's start: the world, the base policy and its report, tracking."""
+
+    world: Any
+    policy: Any
+    report: Any
+    run_id: Any
+    history: Any
+
+
+@dataclass
+class Step:
+    """Handles of one iteration's train -> evaluate -> select."""
+
+    trained: Any
+    candidate_report: Any
+    policy: Any
+    report: Any
+
+
+def start(config: Any) -> Start:
+    """World, starting policy, its evaluation, the parent run, iteration 0 logged."""
+    world = prepare_world(config=config).set_display_name("prepare world")
+    base = base_policy(config=config, world=world.outputs["world"])
+    base.set_display_name("base policy")
+    base_eval = evaluate(config=config, policy=base.outputs["policy"], world=world.outputs["world"])
+    base_eval.set_display_name("evaluate base policy").set_caching_options(False)
+    run = start_tracking(config=config).set_display_name("start tracking")
+    run.set_caching_options(False)
+    logged = log_base(config=config, run_id=run.output, report=base_eval.outputs["report"])
+    logged.set_display_name("log base policy").set_caching_options(False)
+    return Start(
+        world.outputs["world"],
+        base.outputs["policy"],
+        base_eval.outputs["report"],
+        run.output,
+        logged.output,
+    )
+
+
+def train_and_select(
+    config: Any, iteration: int, policy: Any, report: Any, pairs: Any, world: Any
+) -> Step:
+    """DPO from ``policy`` on ``pairs``, evaluate, and carry forward the better policy."""
+    trained = train_dpo(config=config, iteration=iteration, policy=policy, pairs=pairs)
+    trained.set_display_name(f"iteration {iteration}: train DPO")
+    evaluated = evaluate(config=config, policy=trained.outputs["trained"], world=world)
+    evaluated.set_display_name(f"iteration {iteration}: evaluate").set_caching_options(False)
+    selected = select_policy(
+        config=config,
+        trained=trained.outputs["trained"],
+        trained_report=evaluated.outputs["report"],
+        incumbent=policy,
+        incumbent_report=report,
+    )
+    selected.set_display_name(f"iteration {iteration}: select").set_caching_options(False)
+    return Step(
+        trained.outputs["trained"],
+        evaluated.outputs["report"],
+        selected.outputs["policy"],
+        selected.outputs["report"],
+    )
+
+
+def finish(config: Any, run_id: Any, history: Any, policy: Any) -> Any:
+    """Close the parent run and register the final policy; returns the summary artifact."""
+    done = finish_tracking(config=config, run_id=run_id, history=history)
+    done.set_display_name("finish tracking").set_caching_options(False)
+    registered = register(config=config, run_id=run_id, policy=policy)
+    registered.set_display_name("register policy").set_caching_options(False)
+    registered.after(done)
+    return done.outputs["summary"]

@@ -1,0 +1,55 @@
+"""The folder layout of pipeline artifacts, shared by the stage steps and the components.
+
+- a *policy run* folder holds the model under ``model/`` and its training report;
+- a *table* folder holds ``<name>.parquet`` and the stage's ``stats.json``;
+- a *report* folder holds ``eval.json`` (held-out eval split) and ``val.json`` (validation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from mmrlaif.io import write_json
+
+MODEL_SUBDIR = "model"
+STATS_FILE = "stats.json"
+EVAL_REPORT = "eval.json"
+VAL_REPORT = "val.json"
+
+
+def model_dir(policy_run: str | Path) -> Path:
+    """The model folder inside a policy run folder.
+
+    Raises:
+        FileNotFoundError: Naming the folder when it holds no model.
+    """
+    path = Path(policy_run) / MODEL_SUBDIR
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no model in policy artifact {policy_run} (expected {path})")
+    return path
+
+
+def table(folder: str | Path, name: str) -> Path:
+    """``<folder>/<name>.parquet`` (the folder is created)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder) / f"{name}.parquet"
+
+
+def write_stats(folder: str | Path, stats: Any) -> Path:
+    """Write a stage's statistics (a dataclass or a mapping) as ``stats.json``."""
+    data = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
+    return write_json(data, Path(folder) / STATS_FILE)
+
+
+def read_stats(folder: str | Path) -> dict[str, Any]:
+    """A stage's ``stats.json`` (empty when the stage wrote none)."""
+    path = Path(folder) / STATS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """A distinct, reproducible seed per iteration (fresh draws every iteration)."""
+    return seed + 1_000_003 * iteration

@@ -1,0 +1,1 @@
+"""Model loading, the chat format, the tiny toy-world VLM, generation and serving."""

@@ -1,0 +1,1 @@
+"""Training: SFT of the toy base policy and DPO through TRL."""

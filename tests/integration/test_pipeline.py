@@ -1,0 +1,151 @@
+"""The pipelines end to end through kfp.local at minimal size, tracked in a real MLflow store."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmrlaif.config import Config, from_dict
+
+pytestmark = pytest.mark.integration
+
+MINIMAL = {
+    "world": {"n_train": 40, "n_align": 6, "n_eval": 6, "n_val": 4},
+    "model": {
+        "tiny": {
+            "vision_hidden": 32,
+            "vision_layers": 1,
+            "vision_heads": 2,
+            "patch_size": 16,
+            "text_hidden": 32,
+            "text_layers": 1,
+            "text_heads": 2,
+            "text_intermediate": 64,
+        }
+    },
+    "sft": {"trainer": {"num_train_epochs": 1, "per_device_train_batch_size": 16}},
+    "sampling": {"n": 4, "max_new_tokens": 16},
+    "dpo": {"trainer": {"num_train_epochs": 1, "per_device_train_batch_size": 4}},
+    "eval": {"max_new_tokens": 16},
+    "povid": {"max_new_tokens": 16},
+    "pipeline": {"iterations": 1},
+    "tracking": {"experiment": "test", "registered_model": "test-policy"},
+}
+
+
+def _config(tmp_path: Path, **sections) -> Config:
+    data = json.loads(json.dumps(MINIMAL))
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    data["run"] = {"output_dir": str(tmp_path / "run")}
+    return from_dict(Config, data)
+
+
+def _run(cfg: Config, tmp_path: Path, monkeypatch) -> tuple[dict, str]:
+    from mmrlaif.pipelines.build import run_local
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    summary = json.loads(run_local(cfg, uri).read_text())
+    return summary, uri
+
+
+def _task_dirs(cfg: Config) -> dict[str, Path]:
+    """Output folders by task name, e.g. ``train-dpo/trained``."""
+    (run_root,) = (Path(cfg.run.output_dir) / "kfp").iterdir()
+    return {
+        f"{task.name}/{out.name}": out
+        for task in run_root.iterdir()
+        if task.is_dir()
+        for out in task.iterdir()
+    }
+
+
+def _child(client, parent_id: str, iteration: int):
+    runs = client.search_runs(
+        [client.get_run(parent_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.iteration = '{iteration}'",
+    )
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    cfg = _config(tmp_path)
+    summary, uri = _run(cfg, tmp_path, monkeypatch)
+    assert [e["iteration"] for e in summary["iterations"]] == [0, 1]
+    assert summary["iterations"][1]["pairs"] > 0
+    dirs = _task_dirs(cfg)
+    expected = {
+        "prepare-world/world": ["sft.parquet", "prompts_align.parquet", "prompts_val.parquet"],
+        "base-policy/policy": ["model/config.json"],
+        "sample/samples": ["samples.parquet", "stats.json"],
+        "label/feedback": ["feedback.parquet", "stats.json"],
+        "build-pairs/pairs": ["pairs.parquet", "stats.json"],
+        "train-dpo/trained": ["model/model.safetensors", "dpo.json"],
+        "evaluate/report": ["eval.json", "val.json"],
+        "select-policy/policy": ["model/config.json", "selection.json"],
+        "finish-tracking/summary": [],
+    }
+    for key, files in expected.items():
+        assert key in dirs, sorted(dirs)
+        for name in files:
+            assert (dirs[key] / name).is_file(), f"{key}/{name}"
+    assert not (dirs["train-dpo/trained"] / "checkpoints").exists()
+
+    client = MlflowClient(uri)
+    parent = client.get_run(summary["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["dpo.trainer.num_train_epochs"] == "1"
+    history = client.get_metric_history(parent.info.run_id, "eval/chair_i")
+    assert sorted(m.step for m in history) == [0, 1]
+    parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"hallucination_vs_iteration.png", "summary.json"} <= parent_files
+    child = _child(client, parent.info.run_id, 1)
+    metrics = child.data.metrics
+    for key in (
+        "eval/chair_i",
+        "eval/cover",
+        "eval/pope_adversarial_accuracy",
+        "sampling/samples_out",
+        "labeling/claims",
+        "pairs/pairs_out",
+        "dpo/loss",
+        "dpo/rewards/margins",
+        "dpo/rewards/accuracies",
+        "selection/keep_new",
+        "candidate/chair_i",
+    ):
+        assert key in metrics, sorted(metrics)
+    assert metrics["pairs/pairs_out"] == summary["iterations"][1]["pairs"]
+    child_files = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert {"pairs_sample.json", "eval.json", "reports"} <= child_files
+    sample_path = client.download_artifacts(child.info.run_id, "pairs_sample.json", str(tmp_path))
+    pairs = json.loads(Path(sample_path).read_text())
+    assert pairs and "claims" in pairs[0]["rejected_feedback"]
+    versions = client.search_model_versions("name = 'test-policy'")
+    assert [v.version for v in versions] in (["1"], [1])
+
+
+def test_zero_pairs_end_the_iteration_cleanly(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    cfg = _config(tmp_path, pairs={"min_gap": 100.0})  # no two answers can be that far apart
+    summary, uri = _run(cfg, tmp_path, monkeypatch)
+    last = summary["iterations"][1]
+    assert last["pairs"] == 0 and "no pairs" in last["skipped_reason"]
+    assert last["headline"] == summary["iterations"][0]["headline"]  # the policy is unchanged
+    child = _child(MlflowClient(uri), summary["run_id"], 1)
+    assert "no pairs" in child.data.tags["skipped_reason"]
+    assert child.data.metrics["skipped"] == 1
+
+
+def test_povid_pipeline_runs(tmp_path, monkeypatch):
+    cfg = _config(tmp_path, pipeline={"method": "povid", "iterations": 1})
+    summary, _ = _run(cfg, tmp_path, monkeypatch)
+    assert summary["method"] == "povid"
+    stats = json.loads((_task_dirs(cfg)["povid-pairs/pairs"] / "stats.json").read_text())
+    assert stats["pairs_out"] == summary["iterations"][1]["pairs"] > 0
+    assert set(stats["by_source"]) <= {"povid_text", "povid_noise"}
