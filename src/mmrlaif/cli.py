@@ -120,10 +120,12 @@ def _cmd_demo(cfg: Config, args: argparse.Namespace) -> None:
 def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     import json
 
+    from mmrlaif.config import check_local_paths
     from mmrlaif.pipelines.build import run_local
     from mmrlaif.tracking import open_ui_command
     from mmrlaif.tracking.steps import tracking_uri
 
+    check_local_paths(cfg)
     start = time.perf_counter()
     uri = tracking_uri(cfg)
     summary = json.loads(run_local(cfg, uri).read_text())

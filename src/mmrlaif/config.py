@@ -53,6 +53,9 @@ class WorldConfig:
         colour_jitter: Largest per-channel colour perturbation of an object.
         pixel_noise: Standard deviation of Gaussian pixel noise, on a 0-255 scale.
         pope_per_image: POPE questions per eval image and category (half yes, half no).
+        positive_weighting: How a "yes" SFT question picks its present object: ``uniform``, or
+            ``inverse_frequency`` (rare objects asked as often as common ones, so the policy's
+            self-check is not biased against them).
         n_val: Images in the validation split, on which the pipeline picks the checkpoint it
             carries forward (the eval split is only ever reported, never selected on).
     """
@@ -76,6 +79,7 @@ class WorldConfig:
     colour_jitter: int = 24
     pixel_noise: float = 6.0
     pope_per_image: int = 2
+    positive_weighting: Literal["uniform", "inverse_frequency"] = "inverse_frequency"
     n_val: int = 100
 
 
@@ -378,6 +382,33 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
     return from_dict(Config, data)
+
+
+#: Config keys that name a model: a hub id, or a local folder that must exist.
+MODEL_PATH_KEYS: tuple[str, ...] = (
+    "model.name_or_path",
+    "labeling.labeler_name_or_path",
+    "labeling.llm_name_or_path",
+    "povid.llm_name_or_path",
+)
+
+
+def check_local_paths(config: Config) -> None:
+    """Fail early on a model path that points at a missing local folder.
+
+    A value that starts like a path (``/``, ``./``, ``../``, ``~``) must be an existing folder;
+    anything else is taken as a hub id (or ``s3://`` URI) and resolved when loaded.
+
+    Raises:
+        ConfigError: Naming the key and the missing folder.
+    """
+    for dotted in MODEL_PATH_KEYS:
+        section, key = dotted.split(".")
+        value = getattr(getattr(config, section), key)
+        if not value or not value.startswith(("/", "./", "../", "~")):
+            continue
+        if not Path(value).expanduser().is_dir():
+            raise ConfigError(f"{dotted}: no such model folder {value!r}")
 
 
 def parse_config(text: str, source: str = "config") -> Config:

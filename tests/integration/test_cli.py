@@ -57,3 +57,22 @@ def test_unknown_override_key_fails_cleanly(capsys):
     )
     assert code == 2
     assert "world.colour" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("labeling.labeler=oracle", "labeling.labeler"),
+        ("labeling.extractor=regex", "labeling.extractor"),
+        ("model.name_or_path=/no/such/model", "model.name_or_path"),
+        ("labeling.labeler_name_or_path=./missing-labeler", "labeling.labeler_name_or_path"),
+    ],
+)
+def test_run_rejects_bad_names_and_missing_model_paths_before_starting(
+    tmp_path, capsys, override, key
+):
+    args = ["run", "--config", str(ROOT / "configs/tiny_cpu.yaml"), "--set", override]
+    args += ["--set", f"run.output_dir={tmp_path}"]
+    assert main(args) == 2
+    assert key in capsys.readouterr().err
+    assert not (tmp_path / "kfp").exists()  # nothing ran

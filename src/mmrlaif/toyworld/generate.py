@@ -134,8 +134,18 @@ def object_statistics(
     return frequency, cooc
 
 
-def sft_rows(scenes: Sequence[Scene], cfg: WorldConfig) -> tuple[list[dict[str, Any]], int]:
+def sft_rows(
+    scenes: Sequence[Scene], cfg: WorldConfig, frequency: dict[str, float] | None = None
+) -> tuple[list[dict[str, Any]], int]:
     """SFT examples: noisy captions and clean, balanced yes/no questions.
+
+    Args:
+        scenes: The train split.
+        cfg: World settings.
+        frequency: Share of train images holding each object; with
+            ``cfg.positive_weighting == "inverse_frequency"`` a "yes" question asks for a present
+            object with probability proportional to 1 / frequency, so rare objects get as many
+            "yes" examples as common ones.
 
     Returns:
         The rows, and the number of objects the annotator hallucinated.
@@ -165,7 +175,7 @@ def sft_rows(scenes: Sequence[Scene], cfg: WorldConfig) -> tuple[list[dict[str, 
         partners = [p for o in s.objects if (p := partner_of(o)) and p not in s.objects]
         for j in range(cfg.yesno_per_image):
             if j % 2 == 0:
-                name, answer = s.objects[int(rng.integers(len(s.objects)))], "Yes"
+                name, answer = _positive(s.objects, rng, cfg, frequency), "Yes"
             else:
                 pool = partners if partners and rng.random() < cfg.adversarial_share else absent
                 name, answer = pool[int(rng.integers(len(pool)))], "No"
@@ -179,6 +189,18 @@ def sft_rows(scenes: Sequence[Scene], cfg: WorldConfig) -> tuple[list[dict[str, 
                 }
             )
     return rows, n_hallucinated
+
+
+def _positive(
+    objects: Sequence[str],
+    rng: np.random.Generator,
+    cfg: WorldConfig,
+    frequency: dict[str, float] | None,
+) -> str:
+    if cfg.positive_weighting == "uniform" or not frequency:
+        return objects[int(rng.integers(len(objects)))]
+    weights = np.array([1.0 / max(frequency.get(o, 0.0), 1e-3) for o in objects])
+    return objects[int(rng.choice(len(objects), p=weights / weights.sum()))]
 
 
 def prompt_rows(scenes: Sequence[Scene], cfg: WorldConfig) -> list[dict[str, Any]]:
@@ -249,7 +271,7 @@ def build_world(cfg: WorldConfig, out_dir: str | Path) -> WorldPaths:
     scenes = {split: make_scenes(cfg, split, n) for split, n in sizes.items()}
     _check_disjoint(scenes)
     frequency, cooc = object_statistics(scenes["train"])
-    sft, n_hallucinated = sft_rows(scenes["train"], cfg)
+    sft, n_hallucinated = sft_rows(scenes["train"], cfg, frequency)
     io.write_table(sft, paths.sft)
     for split in ("align", "eval", "val"):
         io.write_table(prompt_rows(scenes[split], cfg), paths.prompts(split))

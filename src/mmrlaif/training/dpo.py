@@ -94,6 +94,13 @@ def dpo_arguments(cfg: DPOConfig, output_dir: Path, seed: int):
     }
     try:
         return TRLDPOConfig(**args)
+    except ImportError as exc:
+        if cfg.deepspeed:
+            raise ImportError(
+                f"dpo.deepspeed={cfg.deepspeed!r} needs DeepSpeed: pip install 'mmrlaif[deepspeed]'"
+                f" ({exc})"
+            ) from exc
+        raise
     except (TypeError, ValueError) as exc:
         raise ValueError(f"dpo.trainer: {exc}") from exc
 
@@ -189,11 +196,15 @@ def train_dpo(
         logger.info("resuming DPO from %s", last)
     trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
-    trained = trainer.model
-    if cfg.lora is not None and cfg.lora.merge:
-        trained = trained.merge_and_unload()
-    trained.eval()
-    model_dir = _save_atomically(trained, processor, output_dir / "model")
+    if cfg.deepspeed and cfg.lora is None:
+        # ZeRO-3 partitions the weights: only the trainer gathers them for saving
+        model_dir = _save_atomically(trainer, processor, output_dir / "model")
+    else:
+        trained = trainer.model
+        if cfg.lora is not None and cfg.lora.merge:
+            trained = trained.merge_and_unload()
+        trained.eval()
+        model_dir = _save_atomically(trained, processor, output_dir / "model")
     sources = Counter(dataset["source"]) if "source" in dataset.column_names else Counter()
     history = [dict(h) for h in trainer.state.log_history]
     return DPOResult(model_dir, len(dataset), dict(sources), history, seconds, None, last)
@@ -258,10 +269,27 @@ def _read_pairs(path: str | Path, cache_dir: Path):
     return load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(cache_dir))
 
 
-def _save_atomically(model: PreTrainedModel, processor: ProcessorMixin, model_dir: Path) -> Path:
+def _save_atomically(source, processor: ProcessorMixin, model_dir: Path) -> Path:
+    """Save a model (or, under DeepSpeed, through its trainer) to a temp folder, then rename.
+
+    With several processes only the main one writes; the others wait for it.
+    """
+    from transformers import Trainer
+
     tmp = model_dir.with_name(f".{model_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model(model, processor, tmp)
+    if isinstance(source, Trainer):
+        if source.is_world_process_zero():
+            shutil.rmtree(tmp, ignore_errors=True)
+        source.save_model(str(tmp))  # collective under ZeRO-3: every rank calls it
+        if not source.is_world_process_zero():
+            source.accelerator.wait_for_everyone()
+            return model_dir
+        processor.save_pretrained(tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_model(source, processor, tmp)
     shutil.rmtree(model_dir, ignore_errors=True)
     tmp.rename(model_dir)
+    if isinstance(source, Trainer):
+        source.accelerator.wait_for_everyone()
     return model_dir

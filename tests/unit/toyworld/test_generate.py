@@ -148,3 +148,31 @@ def test_join_list_and_empty_caption():
     assert join_list(["a cup", "a dog", "a car"]) == "a cup, a dog and a car"
     with pytest.raises(ValueError, match="empty object list"):
         join_list([])
+
+
+def test_inverse_frequency_positives_ask_rare_objects_more_often():
+    from mmrlaif.toyworld.generate import sft_rows
+
+    def yes_share(weighting):
+        cfg = WorldConfig(seed=5, n_train=400, yesno_per_image=2, positive_weighting=weighting)
+        scenes = make_scenes(cfg, "train", cfg.n_train)
+        frequency, _ = object_statistics(scenes)
+        rows, _ = sft_rows(scenes, cfg, frequency)
+        lex = toy_lexicon()
+        asked = Counter(
+            lex.objects_in(r["question"])[0]
+            for r in rows
+            if r["kind"] == "yesno" and r["answer"] == "Yes"
+        )
+        # "yes" questions per image holding the object: the chance a present object is asked
+        held = Counter(o for s in scenes for o in s.objects)
+        rates = [asked[o] / held[o] for o in held]
+        return max(rates) / min(rates), asked
+
+    uniform_spread, _ = yes_share("uniform")
+    balanced_spread, asked = yes_share("inverse_frequency")
+    # with inverse-frequency weights a rare object present in a crowded image is asked about
+    # more often than under uniform choice, which evens out the "yes" examples per object
+    assert balanced_spread > uniform_spread
+    common, rare = asked.most_common()[0][1], asked.most_common()[-1][1]
+    assert rare / common > 0.5
