@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output
+
 from mmrlaif.components._image import BASE_IMAGE
 
 

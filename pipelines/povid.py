@@ -2,11 +2,11 @@
 
 from kfp import dsl
 from kfp.dsl import Artifact
+
 from mmrlaif.components.pairs import povid_pairs
 from mmrlaif.components.track import log_povid_iteration
-from mmrlaif.pipelines.common import Start, finish, start, train_and_select
-
 from mmrlaif.config import Config
+from mmrlaif.pipelines.common import Start, finish, start, train_and_select
 
 
 def povid_pipeline(cfg: Config, config_text: str):

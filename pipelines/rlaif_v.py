@@ -2,13 +2,13 @@
 
 from kfp import dsl
 from kfp.dsl import Artifact
+
 from mmrlaif.components.label import label
 from mmrlaif.components.pairs import build_pairs
 from mmrlaif.components.sample import sample
 from mmrlaif.components.track import log_rlaifv_iteration
-from mmrlaif.pipelines.common import Start, finish, start, train_and_select
-
 from mmrlaif.config import Config
+from mmrlaif.pipelines.common import Start, finish, start, train_and_select
 
 
 def rlaif_v_pipeline(cfg: Config, config_text: str):
