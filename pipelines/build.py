@@ -12,14 +12,14 @@ import warnings
 from pathlib import Path
 from typing import TextIO
 
-from mmrlaif.config import Config, config_to_yaml
+from mmrlaif.config import Config, config_to_json
 
 logger = logging.getLogger(__name__)
 
 
 def build_pipeline(cfg: Config):
     """The pipeline function of ``cfg.pipeline.method``, its ``config`` default = ``cfg``."""
-    text = config_to_yaml(cfg)
+    text = config_to_json(cfg)
     if cfg.pipeline.method == "rlaifv":
         from mmrlaif.pipelines.rlaif_v import rlaif_v_pipeline
 

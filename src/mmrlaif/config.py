@@ -10,6 +10,7 @@ to a default. Trainer arguments are passed through to the trainer's own config c
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -429,6 +430,16 @@ def parse_config(text: str, source: str = "config") -> Config:
 def config_to_yaml(config: Config) -> str:
     """The resolved configuration as YAML text (round-trips through :func:`parse_config`)."""
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def config_to_json(config: Config) -> str:
+    """The resolved configuration as one line of JSON (valid YAML, read by :func:`parse_config`).
+
+    This is the form the pipeline carries as its ``config`` parameter: KFP writes a parameter's
+    default into a comment at the top of the compiled YAML, where a multi-line value would
+    break the file.
+    """
+    return json.dumps(to_dict(config), separators=(",", ":"))
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:

@@ -31,9 +31,12 @@ def test_compiled_yaml_is_up_to_date(tmp_path, method, name, iterations):
 
 def test_iterations_are_unrolled_and_config_is_the_only_parameter(tmp_path):
     cfg = load_config(PRESET, {"pipeline.iterations": 2})
-    spec = yaml.safe_load(compile_pipeline(cfg, tmp_path / "p.yaml").read_text())
+    # the whole file parses as YAML (a multi-line default would break KFP's header comment)
+    docs = list(yaml.safe_load_all(compile_pipeline(cfg, tmp_path / "p.yaml").read_text()))
+    spec = docs[0]
     tasks = spec["root"]["dag"]["tasks"]
-    assert sum(t["componentRef"]["name"] == "comp-train-dpo" for t in tasks.values()) == 2
+    refs = [t["componentRef"]["name"] for t in tasks.values()]
+    assert sum(r.startswith("comp-train-dpo") for r in refs) == 2
     assert set(spec["root"]["inputDefinitions"]["parameters"]) == {"config"}
     default = spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
     assert yaml.safe_load(default)["pipeline"]["iterations"] == 2
