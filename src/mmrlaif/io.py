@@ -134,6 +134,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def copy_tree(src: str | Path, dst: str | Path) -> Path:
+    """Copy folder ``src`` to ``dst`` under a temporary name, then rename it into place."""
+    import shutil
+
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+    return dst
+
+
 def _tag_images(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     """Cast image columns (single images, or lists of images) to the HF layout and tag them."""
     from datasets import Features, Image, List

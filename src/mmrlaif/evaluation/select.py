@@ -8,7 +8,6 @@ one configured metric.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,7 +103,7 @@ def select_step(
     decision is written as ``selection.json`` in both.
     """
     from mmrlaif import artifacts
-    from mmrlaif.io import write_json
+    from mmrlaif.io import copy_tree, write_json
 
     def headline(report_dir: str | Path) -> dict[str, float]:
         chair = json.loads((Path(report_dir) / artifacts.VAL_REPORT).read_text())["chair"]
@@ -114,16 +113,8 @@ def select_step(
     run, reports = (
         (new_run, new_report_dir) if decision.keep_new else (incumbent_run, incumbent_report_dir)
     )
-    _copy_tree(artifacts.model_dir(run), Path(out_run) / artifacts.MODEL_SUBDIR)
-    _copy_tree(Path(reports), Path(out_report_dir))
+    copy_tree(artifacts.model_dir(run), Path(out_run) / artifacts.MODEL_SUBDIR)
+    copy_tree(reports, out_report_dir)
     for folder in (out_run, out_report_dir):
         write_json(decision.to_dict(), Path(folder) / "selection.json")
     return decision
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)

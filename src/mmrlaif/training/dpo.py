@@ -17,7 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from mmrlaif import artifacts
 from mmrlaif.config import Config, DPOConfig, ModelConfig
-from mmrlaif.io import write_json
+from mmrlaif.io import copy_tree, write_json
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import save_model
 from mmrlaif.training.sft import freeze_vision_tower
@@ -229,12 +229,7 @@ def dpo_stage(
     if dataset is None or len(dataset) == 0:
         reason = "no pairs after labeling: policy passed on unchanged"
         logger.warning("DPO skipped: %s", reason)
-        model_dir = output_dir / "model"
-        tmp = output_dir / ".model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(policy_dir, tmp)
-        shutil.rmtree(model_dir, ignore_errors=True)
-        tmp.rename(model_dir)
+        model_dir = copy_tree(policy_dir, output_dir / "model")
         result = DPOResult(model_dir, 0, skipped_reason=reason)
     else:
         model, processor = load_vlm(str(policy_dir), model_cfg.dtype, model_cfg.trust_remote_code)
