@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= configs/tiny_cpu.yaml
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install install-dev demo demo-povid compile test test-all lint format clean
+.PHONY: install install-dev demo demo-povid compile images test test-all lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ compile: install
 	$(BIN)/mmrlaif compile --config $(CONFIG) --out pipelines/compiled/rlaif_v_tiny_cpu.yaml
 	$(BIN)/mmrlaif compile --config $(CONFIG) --set pipeline.method=povid \
 		--set pipeline.iterations=1 --out pipelines/compiled/povid_tiny_cpu.yaml
+
+# Build the release images (images/versions.yaml); PUSH=1 pushes, REGISTRY=... retags.
+images: install
+	$(BIN)/mmrlaif images --config $(CONFIG) $(if $(REGISTRY),--registry $(REGISTRY)) \
+		$(if $(PUSH),--push)
 
 test: install-dev
 	$(BIN)/python -m pytest -q

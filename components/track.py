@@ -7,12 +7,12 @@ from mmrlaif.components._image import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def start_tracking(config: str) -> str:
-    """Open the parent run (resolved config as params); returns its id."""
+def start_tracking(config: str, run_date: str = "") -> str:
+    """Open the parent run (resolved config as params, the run date as a tag); returns its id."""
     from mmrlaif.config import parse_config
     from mmrlaif.tracking.steps import start_step
 
-    return start_step(parse_config(config))
+    return start_step(parse_config(config), run_date=run_date)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -83,19 +83,26 @@ def log_povid_iteration(
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def finish_tracking(config: str, run_id: str, history: str, summary: Output[Artifact]):
+def finish_tracking(
+    config: str, run_id: str, history: str, registration: str, summary: Output[Artifact]
+):
     """Close the parent run: plot of hallucination against iteration, summary, final figures."""
     from mmrlaif.config import parse_config
     from mmrlaif.io import write_json
     from mmrlaif.tracking.steps import finish_step
 
-    write_json(finish_step(parse_config(config), run_id, history), summary.path)
+    write_json(finish_step(parse_config(config), run_id, history, registration), summary.path)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def register(config: str, run_id: str, policy: Input[Model]) -> str:
-    """Register the final policy in the MLflow registry; returns the version ('' if disabled)."""
+def register(
+    config: str, run_id: str, history: str, policy: Input[Model], report: Input[Artifact]
+) -> str:
+    """Register the final policy and run the promotion gate; returns the decision as JSON."""
+    import json
+
     from mmrlaif.config import parse_config
     from mmrlaif.tracking.steps import register_step
 
-    return register_step(parse_config(config), run_id, policy.path) or ""
+    cfg = parse_config(config)
+    return json.dumps(register_step(cfg, run_id, history, policy.path, report.path))

@@ -17,8 +17,45 @@ def train_dpo(
 ):
     """DPO from the iteration's starting policy (also the reference) on its pairs."""
     from mmrlaif.config import parse_config
-    from mmrlaif.training.dpo import dpo_step
+    from mmrlaif.training.launch import train_in_task
 
-    result = dpo_step(parse_config(config), iteration, policy.path, pairs.path, trained.path)
+    # the output's URI is the same across retries of this task: the key of its checkpoints
+    report = train_in_task(
+        parse_config(config), iteration, policy.path, pairs.path, trained.path, trained.uri
+    )
+    metrics.log_metric("pairs", report["n_pairs"])
+    metrics.log_metric("seconds", report["seconds"] or 0.0)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def train_dpo_trainjob(
+    config: str,
+    iteration: int,
+    job_id: str,
+    policy: Input[Model],
+    pairs: Input[Dataset],
+    trained: Output[Model],
+    metrics: Output[Metrics],
+):
+    """DPO as a multi-node Kubeflow Trainer TrainJob (``kubernetes.trainjob``); this task only
+    stages the inputs on S3, launches the job, follows it and downloads the trained policy.
+
+    ``job_id`` is the pipeline run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``): with the
+    iteration it names the TrainJob, so a retried task attaches to its job instead of
+    starting another.
+    """
+    from mmrlaif.config import parse_config
+    from mmrlaif.training.trainjob import run_label, trainjob_name, trainjob_step
+
+    result = trainjob_step(
+        parse_config(config),
+        iteration,
+        policy.path,
+        pairs.path,
+        trained.path,
+        job_name=trainjob_name(job_id, iteration),
+        labels={"mmrlaif/pipeline-run": run_label(job_id)},
+    )
     metrics.log_metric("pairs", result.n_pairs)
-    metrics.log_metric("seconds", result.seconds)
+    metrics.log_metric("seconds", result.train_seconds)
+    metrics.log_metric("job_seconds", result.seconds)

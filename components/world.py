@@ -8,8 +8,9 @@ from mmrlaif.components._image import BASE_IMAGE
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def prepare_world(config: str, world: Output[Dataset]):
-    """Generate the toy world (SFT data, align / val / eval prompts, POPE questions)."""
+    """Generate the toy world (SFT data, align / val / eval prompts, POPE questions); the
+    align prompts come from ``data.align_prompts`` when it is set."""
     from mmrlaif.config import parse_config
-    from mmrlaif.toyworld import build_world
+    from mmrlaif.toyworld.stage import world_step
 
-    build_world(parse_config(config).world, world.path)
+    world_step(parse_config(config), world.path)

@@ -17,16 +17,22 @@ from mmrlaif.config import Config, config_to_json
 logger = logging.getLogger(__name__)
 
 
-def build_pipeline(cfg: Config):
-    """The pipeline function of ``cfg.pipeline.method``, its ``config`` default = ``cfg``."""
+def build_pipeline(cfg: Config, on_kubernetes: bool = True):
+    """The pipeline function of ``cfg.pipeline.method``, its ``config`` default = ``cfg``.
+
+    Args:
+        cfg: The configuration.
+        on_kubernetes: Apply ``cfg.kubernetes`` (images, resources, GPUs, Secrets, retries) to
+            the tasks; off for local runs, where they would not apply.
+    """
     text = config_to_json(cfg)
     if cfg.pipeline.method == "rlaifv":
         from mmrlaif.pipelines.rlaif_v import rlaif_v_pipeline
 
-        return rlaif_v_pipeline(cfg, text)
+        return rlaif_v_pipeline(cfg, text, on_kubernetes)
     from mmrlaif.pipelines.povid import povid_pipeline
 
-    return povid_pipeline(cfg, text)
+    return povid_pipeline(cfg, text, on_kubernetes)
 
 
 def compile_pipeline(cfg: Config, path: str | Path) -> Path:
@@ -103,7 +109,7 @@ def run_local(cfg: Config, tracking_uri: str) -> Path:
         # the local runner ignores Kubernetes settings and base images, and says so per task
         warnings.filterwarnings("ignore", module=r"kfp\.local")
         try:
-            task = build_pipeline(cfg)()
+            task = build_pipeline(cfg, on_kubernetes=False)()
         except RuntimeError as exc:
             raise RuntimeError(f"{exc} (task logs: {log_path})") from exc
     return Path(task.output.path)

@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kfp import dsl
+
 from mmrlaif.components.base_policy import base_policy
 from mmrlaif.components.evaluate import evaluate
 from mmrlaif.components.select import select_policy
 from mmrlaif.components.track import finish_tracking, log_base, register, start_tracking
-from mmrlaif.components.train import train_dpo
+from mmrlaif.components.train import train_dpo, train_dpo_trainjob
 from mmrlaif.components.world import prepare_world
+from mmrlaif.config import Config
 
 
 @dataclass
@@ -35,14 +38,17 @@ class Step:
     report: Any
 
 
-def start(config: Any) -> Start:
+def start(config: Any, run_date: Any, cfg: Config) -> Start:
     """World, starting policy, its evaluation, the parent run, iteration 0 logged."""
     world = prepare_world(config=config).set_display_name("prepare world")
+    if cfg.data.align_prompts:
+        # prompts read from storage may change behind the same URI: never reuse a cached copy
+        world.set_caching_options(False)
     base = base_policy(config=config, world=world.outputs["world"])
     base.set_display_name("base policy")
     base_eval = evaluate(config=config, policy=base.outputs["policy"], world=world.outputs["world"])
     base_eval.set_display_name("evaluate base policy").set_caching_options(False)
-    run = start_tracking(config=config).set_display_name("start tracking")
+    run = start_tracking(config=config, run_date=run_date).set_display_name("start tracking")
     run.set_caching_options(False)
     logged = log_base(config=config, run_id=run.output, report=base_eval.outputs["report"])
     logged.set_display_name("log base policy").set_caching_options(False)
@@ -56,11 +62,21 @@ def start(config: Any) -> Start:
 
 
 def train_and_select(
-    config: Any, iteration: int, policy: Any, report: Any, pairs: Any, world: Any
+    config: Any, cfg: Config, iteration: int, policy: Any, report: Any, pairs: Any, world: Any
 ) -> Step:
     """DPO from ``policy`` on ``pairs``, evaluate, and carry forward the better policy."""
-    trained = train_dpo(config=config, iteration=iteration, policy=policy, pairs=pairs)
-    trained.set_display_name(f"iteration {iteration}: train DPO")
+    if cfg.kubernetes.trainjob is None:
+        trained = train_dpo(config=config, iteration=iteration, policy=policy, pairs=pairs)
+        trained.set_display_name(f"iteration {iteration}: train DPO")
+    else:  # multi-node: this task launches a Kubeflow Trainer TrainJob and follows it
+        trained = train_dpo_trainjob(
+            config=config,
+            iteration=iteration,
+            job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            policy=policy,
+            pairs=pairs,
+        )
+        trained.set_display_name(f"iteration {iteration}: train DPO (TrainJob)")
     evaluated = evaluate(config=config, policy=trained.outputs["trained"], world=world)
     evaluated.set_display_name(f"iteration {iteration}: evaluate").set_caching_options(False)
     selected = select_policy(
@@ -79,11 +95,15 @@ def train_and_select(
     )
 
 
-def finish(config: Any, run_id: Any, history: Any, policy: Any) -> Any:
-    """Close the parent run and register the final policy; returns the summary artifact."""
-    done = finish_tracking(config=config, run_id=run_id, history=history)
+def finish(config: Any, run_id: Any, history: Any, policy: Any, report: Any) -> Any:
+    """Register the final policy (through the promotion gate), then close the parent run;
+    returns the summary artifact."""
+    registered = register(
+        config=config, run_id=run_id, history=history, policy=policy, report=report
+    )
+    registered.set_display_name("register and gate").set_caching_options(False)
+    done = finish_tracking(
+        config=config, run_id=run_id, history=history, registration=registered.output
+    )
     done.set_display_name("finish tracking").set_caching_options(False)
-    registered = register(config=config, run_id=run_id, policy=policy)
-    registered.set_display_name("register policy").set_caching_options(False)
-    registered.after(done)
     return done.outputs["summary"]

@@ -7,23 +7,27 @@ from mmrlaif.components.pairs import povid_pairs
 from mmrlaif.components.track import log_povid_iteration
 from mmrlaif.config import Config
 from mmrlaif.pipelines.common import Start, finish, start, train_and_select
+from mmrlaif.pipelines.kube import configure_all
 
 
-def povid_pipeline(cfg: Config, config_text: str):
-    """The POVID pipeline function for ``cfg`` (``pipeline.iterations`` unrolled)."""
+def povid_pipeline(cfg: Config, config_text: str, on_kubernetes: bool = True):
+    """The POVID pipeline function for ``cfg`` (``pipeline.iterations`` unrolled; arguments as
+    :func:`mmrlaif.pipelines.rlaif_v.rlaif_v_pipeline`)."""
     iterations = cfg.pipeline.iterations
 
     @dsl.pipeline(
         name=f"{cfg.pipeline.name}-povid",
         description="POVID: DPO on ground truth vs injected and noise-induced hallucinations.",
     )
-    def povid(config: str = config_text) -> Artifact:
-        s: Start = start(config)
+    def povid(config: str = config_text, run_date: str = "") -> Artifact:
+        s: Start = start(config, run_date, cfg)
         policy, report, history = s.policy, s.report, s.history
         for i in range(1, iterations + 1):
             paired = povid_pairs(config=config, iteration=i, policy=policy, world=s.world)
             paired.set_display_name(f"iteration {i}: povid pairs")
-            step = train_and_select(config, i, policy, report, paired.outputs["pairs"], s.world)
+            step = train_and_select(
+                config, cfg, i, policy, report, paired.outputs["pairs"], s.world
+            )
             logged = log_povid_iteration(
                 config=config,
                 run_id=s.run_id,
@@ -36,6 +40,9 @@ def povid_pipeline(cfg: Config, config_text: str):
             )
             logged.set_display_name(f"iteration {i}: log").set_caching_options(False)
             policy, report, history = step.policy, step.report, logged.output
-        return finish(config, s.run_id, history, policy)
+        summary = finish(config, s.run_id, history, policy, report)
+        if on_kubernetes:
+            configure_all(cfg)
+        return summary
 
     return povid

@@ -2,7 +2,8 @@
 
 - a *policy run* folder holds the model under ``model/`` and its training report;
 - a *table* folder holds ``<name>.parquet`` and the stage's ``stats.json``;
-- a *report* folder holds ``eval.json`` (held-out eval split) and ``val.json`` (validation).
+- a *report* folder holds ``eval.json`` (held-out eval split), ``val.json`` (validation) and
+  ``data.json`` (content hashes of the data both were measured on).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ MODEL_SUBDIR = "model"
 STATS_FILE = "stats.json"
 EVAL_REPORT = "eval.json"
 VAL_REPORT = "val.json"
+#: Content hashes of the data a report was measured on (``eval_sha``, ``val_sha``, ``pope_sha``).
+DATA_REPORT = "data.json"
 
 
 def model_dir(policy_run: str | Path) -> Path:

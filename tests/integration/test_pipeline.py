@@ -41,10 +41,10 @@ def _config(tmp_path: Path, **sections) -> Config:
     return from_dict(Config, data)
 
 
-def _run(cfg: Config, tmp_path: Path, monkeypatch) -> tuple[dict, str]:
+def _run(cfg: Config, tmp_path: Path, monkeypatch, uri: str | None = None) -> tuple[dict, str]:
     from mmrlaif.pipelines.build import run_local
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = uri or f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     summary = json.loads(run_local(cfg, uri).read_text())
     return summary, uri
@@ -70,11 +70,12 @@ def _child(client, parent_id: str, iteration: int):
     return runs[0]
 
 
-def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch):
+def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch, mlflow_server):
+    """Tracked on a real MLflow server whose artifacts live on the loopback S3 server."""
     from mlflow import MlflowClient
 
     cfg = _config(tmp_path)
-    summary, uri = _run(cfg, tmp_path, monkeypatch)
+    summary, uri = _run(cfg, tmp_path, monkeypatch, mlflow_server.uri)
     assert [e["iteration"] for e in summary["iterations"]] == [0, 1]
     assert summary["iterations"][1]["pairs"] > 0
     dirs = _task_dirs(cfg)
@@ -125,8 +126,21 @@ def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch
     sample_path = client.download_artifacts(child.info.run_id, "pairs_sample.json", str(tmp_path))
     pairs = json.loads(Path(sample_path).read_text())
     assert pairs and "claims" in pairs[0]["rejected_feedback"]
-    versions = client.search_model_versions("name = 'test-policy'")
-    assert [v.version for v in versions] in (["1"], [1])
+    # iteration 1's model is a registered version with its lineage and figures
+    first = client.get_model_version("test-policy", "1")
+    assert first.tags["iteration"] == "1" and first.run_id == child.info.run_id
+    for tag in ("config_hash", "model_sha", "data.pairs_sha", "data.eval_sha", "metric.chair_i"):
+        assert first.tags[tag], tag
+    assert float(first.tags["metric.chair_i"]) == child.data.metrics["candidate/chair_i"]
+    # the final policy went through the gate: the first version of a model becomes champion
+    registration = summary["registration"]
+    assert registration["promoted"] is True and "no champion yet" in registration["reason"]
+    champion = client.get_model_version_by_alias("test-policy", "champion")
+    assert champion.version == registration["version"]
+    assert champion.tags["gate.decision"] == "promoted"
+    kept_new = summary["iterations"][1]["kept_new"]
+    # the final policy is iteration 1's version when it was kept, else the base, registered anew
+    assert (registration["version"] == "1") == bool(kept_new)
 
 
 def test_zero_pairs_end_the_iteration_cleanly(tmp_path, monkeypatch):

@@ -90,3 +90,59 @@ def test_unreadable_yaml_is_a_config_error(tmp_path):
         load_config(write(tmp_path, "world: [unclosed\n"))
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(write(tmp_path, "- 1\n"))
+
+
+def test_check_local_paths_skips_names_an_endpoint_serves(tmp_path) -> None:
+    from mmrlaif.config import LabelingConfig, check_local_paths
+
+    missing = str(tmp_path / "no-such-model")
+    cfg = Config(labeling=LabelingConfig(labeler="model", labeler_name_or_path=missing))
+    with pytest.raises(ConfigError, match="labeling.labeler_name_or_path: no such model folder"):
+        check_local_paths(cfg)
+    served = LabelingConfig(labeler="openai", labeler_name_or_path=missing, endpoint="http://x")
+    check_local_paths(Config(labeling=served))
+    llm = LabelingConfig(extractor="llm", llm_name_or_path=missing)
+    with pytest.raises(ConfigError, match="labeling.llm_name_or_path"):
+        check_local_paths(Config(labeling=llm))
+    check_local_paths(
+        Config(labeling=LabelingConfig(llm_name_or_path=missing, llm_endpoint="http://x"))
+    )
+
+
+def test_platform_sections_validate() -> None:
+    with pytest.raises(ConfigError, match="kfp.schedule: cron .* must have 6 fields"):
+        from_dict(Config, {"kfp": {"schedule": {"cron": "0 3 * * 1"}}})
+    with pytest.raises(ConfigError, match="kubernetes.gpu: accelerator_limit must be >= 0"):
+        from_dict(Config, {"kubernetes": {"gpu": {"accelerator_limit": -1}}})
+    with pytest.raises(ConfigError, match="kubernetes.trainjob: staging_uri must be s3://"):
+        from_dict(Config, {"kubernetes": {"trainjob": {"staging_uri": "/tmp/x"}}})
+    with pytest.raises(ConfigError, match="unknown config key.*kubernetes.gpu.gpus"):
+        from_dict(Config, {"kubernetes": {"gpu": {"gpus": 1}}})
+    cfg = from_dict(Config, {"kubernetes": {"gpu": {"tolerations": [{"key": "pool"}]}}})
+    assert cfg.kubernetes.gpu.tolerations[0].operator == "Exists"
+
+
+def test_overlay_files_merge_sections_and_replace_lists(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "kubernetes:\n"
+        "  gpu: {accelerator_limit: 4, tolerations: [{key: pool}]}\n"
+        "  image_registry: reg.io/ml\n"
+        "sampling: {n: 7}\n"
+    )
+    top = tmp_path / "top.yaml"
+    top.write_text("sampling: {temperature: 0.3}\n")
+    base = load_config(ROOT / "configs" / "tiny_cpu.yaml")
+    cfg = load_config([ROOT / "configs" / "tiny_cpu.yaml", site, top], {"sampling.n": 9})
+    # merged key by key: untouched keys of a section keep the preset's value
+    assert cfg.kubernetes.gpu.memory_limit == base.kubernetes.gpu.memory_limit
+    assert cfg.kubernetes.gpu.accelerator_limit == 4
+    assert [t.key for t in cfg.kubernetes.gpu.tolerations] == ["pool"]  # lists replace
+    assert cfg.kubernetes.image_registry == "reg.io/ml"
+    assert (cfg.sampling.n, cfg.sampling.temperature) == (9, 0.3)  # overrides come last
+    assert cfg.sampling.max_new_tokens == base.sampling.max_new_tokens
+    (tmp_path / "bad.yaml").write_text("kubernetes: {gpu: {acclerator_limit: 1}}\n")
+    with pytest.raises(ConfigError, match="acclerator_limit"):
+        load_config([ROOT / "configs" / "tiny_cpu.yaml", tmp_path / "bad.yaml"])
+    with pytest.raises(ConfigError, match="no config file"):
+        load_config([])

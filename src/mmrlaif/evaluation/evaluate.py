@@ -194,7 +194,9 @@ def evaluate_step(
         The eval-split report and the validation report.
     """
     from mmrlaif import artifacts
+    from mmrlaif.io import write_json
     from mmrlaif.toyworld import WorldPaths
+    from mmrlaif.tracking.lineage import file_sha256
 
     world = WorldPaths(Path(world_dir))
     model = artifacts.model_dir(policy_run)
@@ -211,4 +213,12 @@ def evaluate_step(
                 cfg.model, cfg.eval, model, world.prompts(split), pope, out_dir / name, loaded
             )
         )
+    # what the figures were measured on, so two reports can be told comparable or not
+    data = {
+        "eval_sha": file_sha256(world.prompts("eval")),
+        "val_sha": file_sha256(world.prompts("val")),
+    }
+    if world.pope.is_file():
+        data["pope_sha"] = file_sha256(world.pope)
+    write_json(data, out_dir / artifacts.DATA_REPORT)
     return reports[0], reports[1]

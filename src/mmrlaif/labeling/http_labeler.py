@@ -11,33 +11,26 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import logging
 import math
-import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from PIL import Image
 
 from mmrlaif.labeling.labeler import NO_WORDS, YES_WORDS, LabelerError, Verdict
+from mmrlaif.models.openai_client import (
+    RETRY_STATUS,
+    EndpointError,
+    OpenAIClient,
+    RequestStats,
+)
 
-logger = logging.getLogger(__name__)
-
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-@dataclass
-class RequestStats:
-    """Requests sent, retries made, and requests that failed for good."""
-
-    requests: int = 0
-    retries: int = 0
-    failures: int = 0
+__all__ = [
+    "RETRY_STATUS",
+    "OpenAIYesNoLabeler",
+    "RequestStats",
+    "verdict_from_top_logprobs",
+]
 
 
 class OpenAIYesNoLabeler:
@@ -65,15 +58,16 @@ class OpenAIYesNoLabeler:
         backoff: float = 0.5,
         timeout: float = 60.0,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.client = OpenAIClient(base_url, api_key_env, retries, backoff, timeout)
+        self.url = self.client.url("/chat/completions")
         self.model = model
-        self.api_key = os.environ.get(api_key_env)
         self.top_logprobs = top_logprobs
         self.max_in_flight = max_in_flight
-        self.retries = retries
-        self.backoff = backoff
-        self.timeout = timeout
-        self.stats = RequestStats()
+
+    @property
+    def stats(self) -> RequestStats:
+        """Requests, retries and failures so far (the client's)."""
+        return self.client.stats
 
     def answer(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[Verdict]:
         """Verdicts of each (image, question), in order.
@@ -119,35 +113,10 @@ class OpenAIYesNoLabeler:
         return verdict_from_top_logprobs(top)
 
     def _post(self, body: dict, question: str) -> dict:
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            self.stats.requests += 1
-            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                    return json.loads(reply.read())
-            except urllib.error.HTTPError as exc:
-                if exc.code not in RETRY_STATUS or attempt == self.retries:
-                    self.stats.failures += 1
-                    raise LabelerError(
-                        f"labeler endpoint answered {exc.code} for {question!r}: "
-                        f"{exc.read()[:200].decode(errors='replace')}"
-                    ) from exc
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == self.retries:
-                    self.stats.failures += 1
-                    raise LabelerError(
-                        f"labeler endpoint unreachable at {self.url}: {exc}"
-                    ) from exc
-            self.stats.retries += 1
-            logger.warning("retrying %r (attempt %d) in %.1f s", question, attempt + 1, delay)
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+        try:
+            return self.client.post("/chat/completions", body, repr(question))
+        except EndpointError as exc:
+            raise LabelerError(f"labeler {exc}") from exc
 
 
 def verdict_from_top_logprobs(top: Sequence[dict]) -> Verdict:

@@ -4,12 +4,17 @@ Prompts follow the RLAIF-V reference: the extractor is asked for self-contained 
 sentences with opinions excluded, from a response cut to 300 words, as a ``- `` bullet list;
 the question builder rewrites a claim as a general yes/no question keeping tense and negation.
 Output that cannot be parsed is counted and logged with the raw text, never a crash.
+
+Both take a ``generate`` callable prompt -> completion text: a :class:`TextGenerator` over a
+model loaded in-process, or an :class:`~mmrlaif.models.openai_client.OpenAITextGenerator`
+over an OpenAI-compatible endpoint (as vLLM serves); :func:`text_generators` picks one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -30,6 +35,9 @@ QUESTION_PROMPT = (
     "the tense and any negation of the statement.\nStatement: {claim}\nQuestion:"
 )
 MAX_WORDS = 300
+#: Token budgets of a claim list and of a rewritten question.
+EXTRACT_TOKENS = 256
+QUESTION_TOKENS = 48
 
 
 def truncate_words(text: str, max_words: int = MAX_WORDS) -> str:
@@ -71,18 +79,18 @@ class TextGenerator:
 class LLMClaimExtractor:
     """Claims extracted by an instruct LLM.
 
+    Args:
+        generate: Prompt -> completion (greedy; budget about :data:`EXTRACT_TOKENS`).
+        question: The question the responses answer, shown to the LLM.
+
     Attributes:
         counts: ``unparsed_extraction`` for outputs with no bullet list.
     """
 
     def __init__(
-        self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        question: str = "Describe the image.",
-        max_new_tokens: int = 256,
+        self, generate: Callable[[str], str], question: str = "Describe the image."
     ) -> None:
-        self.generate = TextGenerator(model, tokenizer, max_new_tokens)
+        self.generate = generate
         self.question = question
         self.counts: Counter[str] = Counter()
 
@@ -103,15 +111,16 @@ class LLMClaimExtractor:
 class LLMQuestionBuilder:
     """Yes/no questions rewritten from claims by an instruct LLM.
 
+    Args:
+        generate: Prompt -> completion (greedy; budget about :data:`QUESTION_TOKENS`).
+
     Attributes:
         counts: ``unparsed_question`` for outputs that are not a question (the claim is then
             asked as "Is it true that ...?").
     """
 
-    def __init__(
-        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 48
-    ) -> None:
-        self.generate = TextGenerator(model, tokenizer, max_new_tokens)
+    def __init__(self, generate: Callable[[str], str]) -> None:
+        self.generate = generate
         self.counts: Counter[str] = Counter()
 
     def question(self, claim: Claim) -> str:
@@ -123,3 +132,29 @@ class LLMQuestionBuilder:
             logger.warning("question builder output is not a question: %r", raw[:300])
             line = f"Is it true that {claim.text.rstrip('.')}?"
         return f"{line}{ANSWER_SUFFIX}"
+
+
+def text_generators(
+    name_or_path: str, endpoint: str | None = None, trust_remote_code: bool = False
+) -> Callable[[int], Callable[[str], str]]:
+    """A factory ``budget -> generate`` of greedy generators by one instruct LLM.
+
+    Args:
+        name_or_path: The model to load here, or its served name when ``endpoint`` is set.
+        endpoint: Base URL of an OpenAI-compatible API (e.g. ``http://vllm:8000/v1``): the
+            generators then call ``<endpoint>/completions`` through one shared client (API key
+            from ``OPENAI_API_KEY``) and nothing is loaded here.
+        trust_remote_code: Passed to ``from_pretrained`` when the model is loaded here.
+    """
+    if endpoint:
+        from mmrlaif.models.openai_client import OpenAIClient, OpenAITextGenerator
+
+        client = OpenAIClient(endpoint)
+        return lambda budget: OpenAITextGenerator(client, name_or_path, budget)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, trust_remote_code=trust_remote_code
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    return lambda budget: TextGenerator(model, tokenizer, budget)

@@ -40,31 +40,39 @@ def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig
 def make_divide(cfg: LabelingConfig, model_cfg: ModelConfig):
     """The configured claim extractor and question builder.
 
+    The ``llm`` parts share one LLM: loaded here from ``labeling.llm_name_or_path``, or, when
+    ``labeling.llm_endpoint`` is set, called at ``<llm_endpoint>/completions`` under that
+    served name (nothing is loaded then).
+
     Raises:
         ConfigError: Naming ``labeling.llm_name_or_path`` when an LLM part has no model.
     """
     if "llm" in (cfg.extractor, cfg.question_builder):
         if not cfg.llm_name_or_path:
-            raise ConfigError("labeling.llm_name_or_path is required for the llm extractor/builder")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+            what = "served model name at labeling.llm_endpoint" if cfg.llm_endpoint else "LLM"
+            raise ConfigError(
+                f"labeling.llm_name_or_path is required for the llm extractor/builder (its {what})"
+            )
+        from mmrlaif.labeling.llm import (
+            EXTRACT_TOKENS,
+            QUESTION_TOKENS,
+            LLMClaimExtractor,
+            LLMQuestionBuilder,
+            text_generators,
+        )
 
-        from mmrlaif.labeling.llm import LLMClaimExtractor, LLMQuestionBuilder
-
-        llm = AutoModelForCausalLM.from_pretrained(
-            cfg.llm_name_or_path, trust_remote_code=model_cfg.trust_remote_code
-        ).eval()
-        tok = AutoTokenizer.from_pretrained(
-            cfg.llm_name_or_path, trust_remote_code=model_cfg.trust_remote_code
+        generators = text_generators(
+            cfg.llm_name_or_path, cfg.llm_endpoint, model_cfg.trust_remote_code
         )
     extractor = (
         LexiconClaimExtractor(toy_lexicon())
         if cfg.extractor == "lexicon"
-        else LLMClaimExtractor(llm, tok)
+        else LLMClaimExtractor(generators(EXTRACT_TOKENS))
     )
     builder = (
         TemplateQuestionBuilder()
         if cfg.question_builder == "template"
-        else LLMQuestionBuilder(llm, tok)
+        else LLMQuestionBuilder(generators(QUESTION_TOKENS))
     )
     return extractor, builder
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,6 @@ from transformers import PreTrainedModel, ProcessorMixin
 
 from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.io import cell_to_image
-from mmrlaif.labeling.llm import TextGenerator
 from mmrlaif.models.generate import generate_answers
 from mmrlaif.pairs.noise import DEFAULT_STEP, add_diffusion_noise
 from mmrlaif.pairs.table import pair_row
@@ -145,17 +144,24 @@ INJECT_PROMPT = (
     "keeping the style. Output only the rewritten description.\n"
     "Description: {answer}\nRewritten:"
 )
+#: Token budget of a rewritten answer.
+INJECT_TOKENS = 128
 
 
 class LLMInjector:
     """Hallucination injection by an instruct LLM (POVID's GPT-4V rewrite, with an open model).
 
+    Args:
+        generate: Prompt -> completion, greedy: a ``TextGenerator`` over a model loaded here
+            or an ``OpenAITextGenerator`` over an endpoint (budget about
+            :data:`INJECT_TOKENS`).
+
     Attributes:
         counts: ``unchanged_injection`` when the LLM returns the answer unchanged or nothing.
     """
 
-    def __init__(self, model: PreTrainedModel, tokenizer, max_new_tokens: int = 128) -> None:
-        self.generate = TextGenerator(model, tokenizer, max_new_tokens)
+    def __init__(self, generate: Callable[[str], str]) -> None:
+        self.generate = generate
         self.counts: Counter[str] = Counter()
 
     def inject(self, answer: str, present: Sequence[str], rng: np.random.Generator) -> str | None:

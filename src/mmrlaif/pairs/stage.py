@@ -55,19 +55,25 @@ class POVIDStats:
 def make_injector(cfg: POVIDConfig, model_cfg: ModelConfig, world_summary: str | Path | None):
     """The configured hallucination injector.
 
+    The ``llm`` injector's LLM is loaded here from ``povid.llm_name_or_path``, or, when
+    ``povid.llm_endpoint`` is set, called at ``<llm_endpoint>/completions`` under that served
+    name (nothing is loaded then).
+
     Raises:
         ConfigError: Naming the key when the injector lacks its model or co-occurrence data.
     """
-    from mmrlaif.pairs.povid import CooccurrenceInjector, LLMInjector
+    from mmrlaif.pairs.povid import INJECT_TOKENS, CooccurrenceInjector, LLMInjector
 
     if cfg.injector == "llm":
         if not cfg.llm_name_or_path:
-            raise ConfigError("povid.llm_name_or_path is required for injector 'llm'")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+            what = "served model name at povid.llm_endpoint" if cfg.llm_endpoint else "LLM"
+            raise ConfigError(f"povid.llm_name_or_path is required for injector 'llm' (its {what})")
+        from mmrlaif.labeling.llm import text_generators
 
-        kwargs = {"trust_remote_code": model_cfg.trust_remote_code}
-        llm = AutoModelForCausalLM.from_pretrained(cfg.llm_name_or_path, **kwargs)
-        return LLMInjector(llm, AutoTokenizer.from_pretrained(cfg.llm_name_or_path, **kwargs))
+        generators = text_generators(
+            cfg.llm_name_or_path, cfg.llm_endpoint, model_cfg.trust_remote_code
+        )
+        return LLMInjector(generators(INJECT_TOKENS))
     if world_summary is None or not Path(world_summary).is_file():
         raise ConfigError(
             "povid.injector 'cooccurrence' needs the world's co-occurrence statistics "

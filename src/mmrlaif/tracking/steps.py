@@ -17,6 +17,9 @@ from typing import Any
 
 from mmrlaif import artifacts
 from mmrlaif.config import Config, config_to_yaml, to_dict
+from mmrlaif.evaluation.metrics import headline_of
+from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking.lineage import MODEL_SHA_TAG, file_sha256, metric_tags, short, tree_sha256
 from mmrlaif.tracking.mlflow_run import finish_pipeline_run, log_iteration, start_pipeline_run
 from mmrlaif.tracking.records import flat_counters, pairs_sample
 from mmrlaif.tracking.registry import register_model
@@ -38,8 +41,14 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(config_to_yaml(cfg).encode()).hexdigest()[:12]
 
 
-def start_step(cfg: Config, run_name: str | None = None) -> str:
-    """Open the parent run of a pipeline run; returns its id."""
+def start_step(cfg: Config, run_name: str | None = None, run_date: str = "") -> str:
+    """Open the parent run of a pipeline run; returns its id.
+
+    Args:
+        cfg: The run's configuration (logged as parameters).
+        run_name: Name of the run (default: pipeline name, method and the time).
+        run_date: The scheduled date of a recurring run, tagged ``run_date`` when given.
+    """
     name = run_name or f"{cfg.pipeline.name}-{cfg.pipeline.method}-{time.strftime('%Y%m%d-%H%M%S')}"
     tags = {
         "method": cfg.pipeline.method,
@@ -49,6 +58,8 @@ def start_step(cfg: Config, run_name: str | None = None) -> str:
     }
     if os.environ.get(GIT_SHA_ENV):
         tags["git_sha"] = os.environ[GIT_SHA_ENV]
+    if run_date:
+        tags["run_date"] = run_date
     return start_pipeline_run(tracking_uri(cfg), cfg.tracking.experiment, name, to_dict(cfg), tags)
 
 
@@ -86,8 +97,6 @@ def log_iteration_step(
     Returns:
         The history with this iteration's entry appended, as JSON.
     """
-    from mmrlaif.evaluation.metrics import headline_of
-
     report_dir = Path(report_dir)
     headline = headline_of(_read_json(report_dir / artifacts.EVAL_REPORT))
     stats: dict[str, dict[str, float]] = {}
@@ -114,7 +123,7 @@ def log_iteration_step(
             cfg.tracking.pairs_sample,
             artifacts.iteration_seed(cfg.run.seed, iteration),
         )
-    log_iteration(
+    child_id = log_iteration(
         tracking_uri(cfg),
         run_id,
         iteration,
@@ -126,6 +135,21 @@ def log_iteration_step(
         records=records,
         skipped_reason=dpo.get("skipped_reason"),
     )
+    version = None
+    if (
+        cfg.tracking.register_iterations
+        and trained_run is not None
+        and candidate_report_dir is not None
+        and not dpo.get("skipped_reason")
+    ):
+        version = _register(
+            cfg,
+            child_id,
+            run_id,
+            trained_run,
+            candidate_report_dir,
+            {"iteration": str(iteration), "data.pairs_sha": _table_sha(pairs_dir, "pairs")},
+        )
     entries = json.loads(history) if history else []
     entries.append(
         {
@@ -134,13 +158,63 @@ def log_iteration_step(
             "kept_new": selection.get("keep_new"),
             "pairs": dpo.get("n_pairs"),
             "skipped_reason": dpo.get("skipped_reason"),
+            "version": version,
         }
     )
     return json.dumps(entries)
 
 
-def finish_step(cfg: Config, run_id: str, history: str, status: str = "FINISHED") -> dict:
-    """Close the parent run: plot, summary, final figures. Returns the summary."""
+def _table_sha(folder: str | Path | None, name: str) -> str:
+    path = artifacts.table(folder, name) if folder is not None else None
+    return short(file_sha256(path)) if path is not None and path.is_file() else ""
+
+
+def version_tags(
+    cfg: Config, pipeline_run_id: str, model: Path, report_dir: str | Path
+) -> dict[str, str]:
+    """Tags of a model version: lineage (git sha, config and data hashes) and its figures."""
+    tags = {
+        "method": cfg.pipeline.method,
+        "config_hash": config_hash(cfg),
+        "pipeline_run_id": pipeline_run_id,
+        MODEL_SHA_TAG: short(tree_sha256(model)),
+    }
+    if os.environ.get(GIT_SHA_ENV):
+        tags["git_sha"] = os.environ[GIT_SHA_ENV]
+    data = _read_json(Path(report_dir) / artifacts.DATA_REPORT)
+    tags.update({f"data.{k}": short(v) for k, v in data.items()})
+    tags.update(metric_tags(headline_of(_read_json(Path(report_dir) / artifacts.EVAL_REPORT))))
+    return tags
+
+
+def _register(
+    cfg: Config,
+    run_id: str,
+    pipeline_run_id: str,
+    policy_run: str | Path,
+    report_dir: str | Path,
+    extra: dict[str, str] | None = None,
+) -> str | None:
+    """Register a policy folder as a version of ``tracking.registered_model`` (if set)."""
+    if not cfg.tracking.registered_model:
+        return None
+    model = artifacts.model_dir(policy_run)
+    tags = version_tags(cfg, pipeline_run_id, model, report_dir) | dict(extra or {})
+    return register_model(tracking_uri(cfg), run_id, model, cfg.tracking.registered_model, tags)
+
+
+def finish_step(
+    cfg: Config, run_id: str, history: str, registration: str = "", status: str = "FINISHED"
+) -> dict:
+    """Close the parent run: plot, summary, final figures. Returns the summary.
+
+    Args:
+        cfg: The run's configuration.
+        run_id: The parent run.
+        history: JSON list of the iterations' entries.
+        registration: JSON of :func:`register_step`'s result ('' when nothing was registered).
+        status: Final status of the parent run.
+    """
     entries = json.loads(history)
     headlines = [e["headline"] for e in entries]
     summary = {
@@ -150,21 +224,42 @@ def finish_step(cfg: Config, run_id: str, history: str, status: str = "FINISHED"
         "final": headlines[-1] if headlines else {},
         "tracking_uri": tracking_uri(cfg),
         "run_id": run_id,
+        "registration": json.loads(registration) if registration else None,
     }
     finish_pipeline_run(tracking_uri(cfg), run_id, headlines, status, summary)
     return summary
 
 
-def register_step(cfg: Config, run_id: str, policy_run: str | Path) -> str | None:
-    """Register the final policy under ``tracking.registered_model``; returns the version."""
-    if not cfg.tracking.registered_model:
+def register_step(
+    cfg: Config, run_id: str, history: str, policy_run: str | Path, report_dir: str | Path
+) -> dict[str, Any]:
+    """Register the final policy and run the promotion gate on it.
+
+    The final policy is usually one of the iteration versions registered already (listed in
+    ``history``, with the same ``model_sha``): that version is reused, not registered twice.
+
+    Returns:
+        ``{"version": ..., "promoted": ..., "reason": ...}`` (``version`` ``None`` when
+        ``tracking.registered_model`` is null).
+    """
+    from mmrlaif.tracking.gate import promote_version
+
+    name = cfg.tracking.registered_model
+    if not name:
         logger.info("tracking.registered_model is null: nothing registered")
-        return None
-    tags = {"method": cfg.pipeline.method, "config_hash": config_hash(cfg)}
-    return register_model(
-        tracking_uri(cfg),
-        run_id,
-        artifacts.model_dir(policy_run),
-        cfg.tracking.registered_model,
-        tags,
+        return {"version": None, "promoted": False, "reason": "registration off"}
+    uri = tracking_uri(cfg)
+    client = mf.client(uri)
+    sha = short(tree_sha256(artifacts.model_dir(policy_run)))
+    registered = [str(e["version"]) for e in json.loads(history or "[]") if e.get("version")]
+    version = next(
+        (v for v in registered if client.get_model_version(name, v).tags.get(MODEL_SHA_TAG) == sha),
+        None,
     )
+    if version is None:
+        version = _register(cfg, run_id, run_id, policy_run, report_dir)
+    client.set_model_version_tag(name, version, "final", "true")
+    if not cfg.tracking.gate.enabled:
+        return {"version": version, "promoted": False, "reason": "gate disabled"}
+    decision = promote_version(uri, name, version, cfg.tracking.gate)
+    return {"version": version, "promoted": decision.promoted, "reason": decision.reason}

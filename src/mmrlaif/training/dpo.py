@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shutil
 import time
 from collections import Counter
@@ -21,6 +23,9 @@ from mmrlaif.io import copy_tree, write_json
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import save_model
 from mmrlaif.training.sft import freeze_vision_tower
+
+#: Root of DPO checkpoints on a shared volume (set by the pipeline's Kubernetes settings).
+CHECKPOINT_DIR_ENV = "MMRLAIF_CHECKPOINT_DIR"
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +161,7 @@ def train_dpo(
     seed: int,
     resume: bool = True,
     callbacks: Sequence[TrainerCallback] = (),
+    checkpoint_dir: str | Path | None = None,
 ) -> DPOResult:
     """Train ``model`` with DPO on a pairs dataset and save it under ``output_dir/model``.
 
@@ -167,8 +173,10 @@ def train_dpo(
         cfg: Trainer pass-through arguments, LoRA, token budget, reference handling.
         output_dir: Run folder: ``checkpoints/`` and ``model/`` are written inside.
         seed: Seed of the data order.
-        resume: Resume from the last checkpoint in ``output_dir/checkpoints`` if there is one.
+        resume: Resume from the last checkpoint in the checkpoint folder if there is one.
         callbacks: Extra ``TrainerCallback`` s.
+        checkpoint_dir: Where checkpoints go (default ``output_dir/checkpoints``); a shared
+            volume lets a retried task resume.
 
     Returns:
         Where the model went, the step history and the pair counts.
@@ -179,7 +187,7 @@ def train_dpo(
     check_lengths(dataset, processor, cfg.max_length)
     if cfg.lora is None and cfg.freeze_vision_tower:
         freeze_vision_tower(model)
-    ckpt_dir = output_dir / "checkpoints"
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
     args = dpo_arguments(cfg, ckpt_dir, seed)
     last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
     trainer_cls = PrecomputedRefDPOTrainer if cfg.precompute_ref else LiveRefDPOTrainer
@@ -217,11 +225,14 @@ def dpo_stage(
     pairs_table: str | Path,
     output_dir: str | Path,
     seed: int,
+    checkpoint_dir: str | Path | None = None,
 ) -> DPOResult:
     """The DPO stage end to end: read the pairs, train from ``policy_dir``, save, report.
 
     With no pairs the policy is passed on unchanged (copied to ``output_dir/model``) and the
-    result says why; a report ``dpo.json`` is written in both cases.
+    result says why; a report ``dpo.json`` is written in both cases. Checkpoints go to
+    ``checkpoint_dir`` (default ``output_dir/checkpoints``) and are removed after a successful
+    run unless ``dpo.keep_checkpoints``.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -233,17 +244,36 @@ def dpo_stage(
         result = DPOResult(model_dir, 0, skipped_reason=reason)
     else:
         model, processor = load_vlm(str(policy_dir), model_cfg.dtype, model_cfg.trust_remote_code)
-        result = train_dpo(model, processor, dataset, cfg, output_dir, seed)
+        result = train_dpo(
+            model, processor, dataset, cfg, output_dir, seed, checkpoint_dir=checkpoint_dir
+        )
     if not cfg.keep_checkpoints:
-        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(checkpoint_dir or output_dir / "checkpoints", ignore_errors=True)
     write_json(result.to_dict(), output_dir / "dpo.json")
     return result
 
 
 def dpo_step(
-    cfg: Config, iteration: int, policy_run: str | Path, pairs_dir: str | Path, out_run: str | Path
+    cfg: Config,
+    iteration: int,
+    policy_run: str | Path,
+    pairs_dir: str | Path,
+    out_run: str | Path,
+    checkpoint_key: str | None = None,
 ) -> DPOResult:
-    """One iteration's DPO from pipeline artifacts; the new policy goes to ``out_run/model``."""
+    """One iteration's DPO from pipeline artifacts; the new policy goes to ``out_run/model``.
+
+    When ``MMRLAIF_CHECKPOINT_DIR`` is set (a shared volume, mounted by the pipeline's
+    Kubernetes settings) and ``checkpoint_key`` names the task's output (its artifact URI,
+    the same across retries of the task), checkpoints go to a folder of that volume derived
+    from the key, so a retried task resumes instead of starting over.
+    """
+    checkpoint_dir = None
+    root = os.environ.get(CHECKPOINT_DIR_ENV)
+    if root and checkpoint_key:
+        digest = hashlib.sha256(checkpoint_key.encode()).hexdigest()[:16]
+        checkpoint_dir = Path(root) / f"dpo-{digest}"
+        logger.info("checkpoints on the shared volume: %s", checkpoint_dir)
     return dpo_stage(
         cfg.model,
         cfg.dpo,
@@ -251,6 +281,7 @@ def dpo_step(
         artifacts.table(pairs_dir, "pairs"),
         out_run,
         artifacts.iteration_seed(cfg.run.seed, iteration),
+        checkpoint_dir,
     )
 
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from mmrlaif import io
 from mmrlaif.pairs.povid import CooccurrenceInjector, noise_rows, text_injection_rows
@@ -77,17 +78,48 @@ def overfit_lm(prompt, target):
 
 
 def test_llm_injector_with_a_tiny_lm():
+    from mmrlaif.labeling.llm import TextGenerator
     from mmrlaif.pairs.povid import INJECT_PROMPT, LLMInjector
 
     answer = "There is a cup."
     prompt = INJECT_PROMPT.format(answer=answer)
     rng = np.random.default_rng(0)
     model, tok = overfit_lm(prompt, " There is a cup and a saucer.</s>")
-    injector = LLMInjector(model, tok, max_new_tokens=12)
+    injector = LLMInjector(TextGenerator(model, tok, 12))
     assert injector.inject(answer, ["cup"], rng) == "There is a cup and a saucer."
     assert injector.counts == {}
     # an LLM that returns the answer unchanged yields no pair, and is counted
     echo, tok2 = overfit_lm(prompt, " There is a cup.</s>")
-    lazy = LLMInjector(echo, tok2, max_new_tokens=12)
+    lazy = LLMInjector(TextGenerator(echo, tok2, 12))
     assert lazy.inject(answer, ["cup"], rng) is None
     assert lazy.counts == {"unchanged_injection": 1}
+
+
+def test_llm_injector_over_an_endpoint_loads_nothing(monkeypatch):
+    import transformers
+
+    from mmrlaif.config import ConfigError, ModelConfig, POVIDConfig
+    from mmrlaif.models.openai_client import OpenAITextGenerator
+    from mmrlaif.pairs.povid import INJECT_PROMPT, INJECT_TOKENS
+    from mmrlaif.pairs.stage import make_injector
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("nothing should be loaded when povid.llm_endpoint is set")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_loading)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_loading)
+    endpoint = "http://127.0.0.1:8000/v1"
+    cfg = POVIDConfig(injector="llm", llm_name_or_path="served-llm", llm_endpoint=endpoint)
+    injector = make_injector(cfg, ModelConfig(), None)
+    generate = injector.generate
+    assert isinstance(generate, OpenAITextGenerator)
+    assert (generate.model, generate.budget) == ("served-llm", INJECT_TOKENS)
+    assert generate.client.url("/completions") == endpoint + "/completions"
+    # the generator is any prompt -> text callable: the injector keeps the first line
+    prompts = []
+    injector.generate = lambda p: prompts.append(p) or " There is a cup and a saucer.\nMore"
+    rng = np.random.default_rng(0)
+    assert injector.inject("There is a cup.", ["cup"], rng) == "There is a cup and a saucer."
+    assert prompts == [INJECT_PROMPT.format(answer="There is a cup.")]
+    with pytest.raises(ConfigError, match="povid.llm_name_or_path .*povid.llm_endpoint"):
+        make_injector(POVIDConfig(injector="llm", llm_endpoint=endpoint), ModelConfig(), None)

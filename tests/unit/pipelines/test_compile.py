@@ -29,7 +29,7 @@ def test_compiled_yaml_is_up_to_date(tmp_path, method, name, iterations):
     )
 
 
-def test_iterations_are_unrolled_and_config_is_the_only_parameter(tmp_path):
+def test_iterations_are_unrolled_and_parameters_are_config_and_run_date(tmp_path):
     cfg = load_config(PRESET, {"pipeline.iterations": 2})
     # the whole file parses as YAML (a multi-line default would break KFP's header comment)
     docs = list(yaml.safe_load_all(compile_pipeline(cfg, tmp_path / "p.yaml").read_text()))
@@ -37,7 +37,10 @@ def test_iterations_are_unrolled_and_config_is_the_only_parameter(tmp_path):
     tasks = spec["root"]["dag"]["tasks"]
     refs = [t["componentRef"]["name"] for t in tasks.values()]
     assert sum(r.startswith("comp-train-dpo") for r in refs) == 2
-    assert set(spec["root"]["inputDefinitions"]["parameters"]) == {"config"}
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(params) == {"config", "run_date"}
+    # run_date keys the cache of a scheduled run; a hand-submitted run leaves it empty
+    assert params["run_date"]["defaultValue"] == ""
     default = spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
     assert yaml.safe_load(default)["pipeline"]["iterations"] == 2
 

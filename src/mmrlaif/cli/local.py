@@ -1,52 +1,17 @@
-"""The ``mmrlaif`` command."""
+"""Local commands: the toy world, SFT, evaluation, the demo and the pipeline via kfp.local."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
-from mmrlaif.config import Config, ConfigError, load_config
-
-logger = logging.getLogger("mmrlaif")
+from mmrlaif.cli import AddCommand
+from mmrlaif.config import Config
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mmrlaif`` console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
-    try:
-        cfg = load_config(args.config, _overrides(args.set))
-        return int(args.func(cfg, args) or 0)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"mmrlaif: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmrlaif", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(required=True, dest="command")
-
-    def add(name: str, func, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
-        p.add_argument("--config", required=True, help="YAML preset, e.g. configs/tiny_cpu.yaml")
-        p.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config value by dotted key (repeatable), e.g. sft.max_length=96",
-        )
-        p.set_defaults(func=func)
-        return p
-
+def register(add: AddCommand) -> None:
+    """Add the local commands."""
     p = add("world", _cmd_world, "generate the toy world's tables")
     p.add_argument("--out", help="folder (default: <run.output_dir>/world)")
     p = add("sft", _cmd_sft, "supervised fine-tuning of the base policy")
@@ -57,10 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--world", help="world folder (default: <run.output_dir>/world)")
     p.add_argument("--out", help="report JSON (default: <run.output_dir>/eval.json)")
     add("demo", _cmd_demo, "world -> base policy (SFT) -> evaluation, printing the figures")
-    p = add("run", _cmd_run, "run the configured pipeline here with kfp.local, tracked in MLflow")
-    p = add("compile", _cmd_compile, "compile the configured pipeline to KFP YAML")
-    p.add_argument("--out", help="YAML path (default: <run.output_dir>/<pipeline>.yaml)")
-    return parser
+    add("run", _cmd_run, "run the configured pipeline here with kfp.local, tracked in MLflow")
 
 
 def _cmd_world(cfg: Config, args: argparse.Namespace) -> None:
@@ -137,14 +99,6 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     )
 
 
-def _cmd_compile(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.pipelines import compile_pipeline
-
-    name = "rlaif_v" if cfg.pipeline.method == "rlaifv" else "povid"
-    out = args.out or Path(cfg.run.output_dir) / f"{name}.yaml"
-    print(f"pipeline written to {compile_pipeline(cfg, out)}")
-
-
 def _print_iterations(entries: list[dict]) -> None:
     keys = ("chair_i", "chair_s", "cover", "pope_adversarial_accuracy")
     print(f"  {'iteration':<10}" + "".join(f"{k:>27}" for k in keys) + f"{'pairs':>7}  kept")
@@ -166,30 +120,3 @@ def _print_figures(figures: dict[str, float]) -> None:
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"  {key:<{width}}  {value:8.4f}")
-
-
-def _overrides(pairs: Sequence[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_warning()
-    hf_logging.disable_progress_bar()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

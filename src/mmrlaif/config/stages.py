@@ -1,30 +1,13 @@
-"""Configuration: one frozen dataclass per stage, loaded from YAML presets.
-
-Every preset under ``configs/`` is a YAML mapping whose top-level keys are the stage names of
-:class:`Config`. Loading is strict: an unknown key or a value of the wrong type raises
-:class:`ConfigError` naming the dotted key (``sft.epochs``), so a typo never silently falls back
-to a default. Trainer arguments are passed through to the trainer's own config class
-(``transformers.TrainingArguments``) rather than redeclared here, and are checked by it.
-"""
+"""The stage sections of the configuration: world, model, SFT, sampling, labeling, pairs,
+POVID, DPO, evaluation, pipeline and tracking."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import yaml
-
-T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, missing or of the wrong type."""
+from mmrlaif.config.platform import GateConfig
 
 
 @dataclass(frozen=True)
@@ -168,7 +151,12 @@ class LabelingConfig:
     Attributes:
         extractor: ``lexicon`` (object mentions, the toy world) or ``llm`` (an instruct LLM).
         question_builder: ``template`` (for lexicon claims) or ``llm``.
-        llm_name_or_path: The instruct causal LM of the ``llm`` extractor / builder.
+        llm_name_or_path: The instruct causal LM of the ``llm`` extractor / builder (its
+            served name when ``llm_endpoint`` is set).
+        llm_endpoint: Base URL of an OpenAI-compatible API serving that LLM (e.g. vLLM's
+            ``http://host:8000/v1``): the ``llm`` parts then call ``<llm_endpoint>/completions``
+            (greedy) with model ``llm_name_or_path`` instead of loading it; API key from the
+            ``OPENAI_API_KEY`` environment variable, if set. ``None``: load it in-process.
         labeler: ``policy`` (self-feedback by the current policy), ``initial`` (self-feedback
             by a frozen copy of the pipeline's starting policy), ``model`` (the VLM at
             ``labeler_name_or_path``) or ``openai`` (an OpenAI-compatible endpoint at
@@ -182,6 +170,7 @@ class LabelingConfig:
     extractor: Literal["lexicon", "llm"] = "lexicon"
     question_builder: Literal["template", "llm"] = "template"
     llm_name_or_path: str | None = None
+    llm_endpoint: str | None = None
     labeler: Literal["policy", "initial", "model", "openai"] = "policy"
     labeler_name_or_path: str | None = None
     endpoint: str | None = None
@@ -281,7 +270,13 @@ class POVIDConfig:
             diffusion-noised image).
         injector: ``cooccurrence`` (inserts a co-occurring absent object; no LLM needed) or
             ``llm`` (an instruct LLM rewrites the answer, as the paper's GPT-4V step).
-        llm_name_or_path: The instruct LLM of the ``llm`` injector.
+        llm_name_or_path: The instruct LLM of the ``llm`` injector (its served name when
+            ``llm_endpoint`` is set).
+        llm_endpoint: Base URL of an OpenAI-compatible API serving that LLM (e.g. vLLM's
+            ``http://host:8000/v1``): the ``llm`` injector then calls
+            ``<llm_endpoint>/completions`` (greedy) with model ``llm_name_or_path`` instead of
+            loading it; API key from the ``OPENAI_API_KEY`` environment variable, if set.
+            ``None``: load it in-process.
         noise_step: Forward-diffusion step of the image noise (the paper: 500 of 1000).
         max_new_tokens: Generation budget of the answer on the noised image.
         seed: Seed of the injections and the noise.
@@ -290,6 +285,7 @@ class POVIDConfig:
     sources: tuple[str, ...] = ("povid_text", "povid_noise")
     injector: Literal["cooccurrence", "llm"] = "cooccurrence"
     llm_name_or_path: str | None = None
+    llm_endpoint: str | None = None
     noise_step: int = 500
     max_new_tokens: int = 48
     seed: int = 0
@@ -325,231 +321,14 @@ class TrackingConfig:
         experiment: Experiment name.
         registered_model: Name the final policy is registered under (``null``: not registered).
         pairs_sample: Pairs logged per iteration with their claims and verdicts.
+        register_iterations: Register every iteration's trained policy as a model version
+            (tagged with its metrics and lineage), not only the final one.
+        gate: The promotion gate run on the final policy.
     """
 
     uri: str | None = None
     experiment: str = "mmrlaif"
     registered_model: str | None = "mmrlaif-policy"
     pairs_sample: int = 20
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Where a run writes and how it is seeded."""
-
-    output_dir: str = "runs/demo"
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class Config:
-    """The whole configuration, one field per stage."""
-
-    run: RunConfig = field(default_factory=RunConfig)
-    world: WorldConfig = field(default_factory=WorldConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    sft: SFTConfig = field(default_factory=SFTConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    labeling: LabelingConfig = field(default_factory=LabelingConfig)
-    pairs: PairsConfig = field(default_factory=PairsConfig)
-    povid: POVIDConfig = field(default_factory=POVIDConfig)
-    dpo: DPOConfig = field(default_factory=DPOConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-
-
-def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Load a YAML preset into a :class:`Config`.
-
-    Args:
-        path: The YAML file.
-        overrides: Dotted keys to values applied after loading (``{"sft.max_length": 64}``).
-
-    Returns:
-        The validated configuration.
-
-    Raises:
-        ConfigError: On unknown keys, wrong types or unreadable YAML, naming the key.
-    """
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    data = _nested_copy(data)
-    for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
-    return from_dict(Config, data)
-
-
-#: Config keys that name a model: a hub id, or a local folder that must exist.
-MODEL_PATH_KEYS: tuple[str, ...] = (
-    "model.name_or_path",
-    "labeling.labeler_name_or_path",
-    "labeling.llm_name_or_path",
-    "povid.llm_name_or_path",
-)
-
-
-def check_local_paths(config: Config) -> None:
-    """Fail early on a model path that points at a missing local folder.
-
-    A value that starts like a path (``/``, ``./``, ``../``, ``~``) must be an existing folder;
-    anything else is taken as a hub id (or ``s3://`` URI) and resolved when loaded.
-
-    Raises:
-        ConfigError: Naming the key and the missing folder.
-    """
-    for dotted in MODEL_PATH_KEYS:
-        section, key = dotted.split(".")
-        value = getattr(getattr(config, section), key)
-        if not value or not value.startswith(("/", "./", "../", "~")):
-            continue
-        if not Path(value).expanduser().is_dir():
-            raise ConfigError(f"{dotted}: no such model folder {value!r}")
-
-
-def parse_config(text: str, source: str = "config") -> Config:
-    """Load a :class:`Config` from YAML text (how pipeline components receive it).
-
-    Raises:
-        ConfigError: On unreadable YAML, unknown keys or wrong types.
-    """
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot read {source}: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
-    return from_dict(Config, data)
-
-
-def config_to_yaml(config: Config) -> str:
-    """The resolved configuration as YAML text (round-trips through :func:`parse_config`)."""
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
-
-
-def config_to_json(config: Config) -> str:
-    """The resolved configuration as one line of JSON (valid YAML, read by :func:`parse_config`).
-
-    This is the form the pipeline carries as its ``config`` parameter: KFP writes a parameter's
-    default into a comment at the top of the compiled YAML, where a multi-line value would
-    break the file.
-    """
-    return json.dumps(to_dict(config), separators=(",", ":"))
-
-
-def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
-    """Build the dataclass ``cls`` from a mapping, strictly.
-
-    Args:
-        cls: A dataclass type.
-        data: Its field values; missing fields take their defaults.
-        prefix: Dotted path of ``data`` inside the whole config, used in error messages.
-
-    Returns:
-        An instance of ``cls``.
-
-    Raises:
-        ConfigError: Naming the dotted key of the first unknown key or wrongly typed value.
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = ", ".join(_join(prefix, k) for k in unknown)
-        raise ConfigError(f"unknown config key(s): {where} (known: {', '.join(sorted(names))})")
-    kwargs = {
-        name: _coerce(hints[name], value, _join(prefix, name)) for name, value in data.items()
-    }
-    return cls(**kwargs)
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    """Turn a config dataclass into plain YAML/JSON-serialisable data (tuples become lists)."""
-    if dataclasses.is_dataclass(config):
-        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    if isinstance(config, Mapping):
-        return {str(k): to_dict(v) for k, v in config.items()}
-    if isinstance(config, list | tuple):
-        return [to_dict(v) for v in config]
-    return config
-
-
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, key)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(arg, value, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: {value!r} matches none of {tp}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
-        return tuple(
-            _coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
-    if origin in (Mapping, dict) or tp in (dict, Mapping):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {type(value).__name__} {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported config type {tp}")  # a bug in a dataclass, not input
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _nested_copy(data: Any) -> Any:
-    if isinstance(data, Mapping):
-        return {k: _nested_copy(v) for k, v in data.items()}
-    return data
-
-
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = data
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {dotted}: {part} is not a section")
-        node = child
-    node[last] = value
+    register_iterations: bool = True
+    gate: GateConfig = field(default_factory=GateConfig)

@@ -5,7 +5,9 @@ Face ``datasets.Image`` layout ``{"bytes": <png>, "path": None}`` and carry the 
 schema metadata, so ``datasets.load_dataset("parquet", ...)`` decodes them as images.
 
 Every write goes to a temporary name beside the target and is renamed into place last, so a
-reader never sees a half-written file.
+reader never sees a half-written file. Tables and JSON files may also live on S3
+(``s3://bucket/key``): they are written locally, then published atomically by
+:mod:`mmrlaif.io.s3`, and read back through a temporary local copy.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
+
+from mmrlaif.io import s3
 
 logger = logging.getLogger(__name__)
 
@@ -71,23 +75,29 @@ def write_table(
     table: pa.Table | Sequence[Mapping[str, Any]],
     path: str | Path,
     image_columns: Sequence[str] = ("image", "images"),
-) -> Path:
+) -> Path | str:
     """Write a table to Parquet atomically, tagging image columns for ``datasets``.
 
     Args:
         table: A pyarrow table, or rows as mappings.
-        path: Target ``.parquet`` file; parent folders are created.
+        path: Target ``.parquet`` file (parent folders are created), or an ``s3://`` URI.
         image_columns: Columns in the HF ``Image`` layout, or lists of such cells (as TRL's
             ``images`` column); those absent are ignored.
 
     Returns:
-        The written path.
+        The written path (a ``Path``), or the URI (a ``str``) for S3.
     """
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pylist(list(table)) if table else pa.table({})
     present = [c for c in image_columns if c in table.column_names]
     if present:
         table = _tag_images(table, present)
+    if s3.is_s3(path):
+        uri = _s3_uri(path)
+        with _s3_upload(uri, "t.parquet") as tmp:
+            pq.write_table(table, tmp)
+        logger.debug("wrote %d rows to %s", table.num_rows, uri)
+        return uri
     path = Path(path)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -96,7 +106,20 @@ def write_table(
 
 
 def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """Read a Parquet table written by :func:`write_table` (or any Parquet file)."""
+    """Read a Parquet table written by :func:`write_table` (or any Parquet file).
+
+    Args:
+        path: A local ``.parquet`` file, or an ``s3://`` URI (fetched to a temporary file).
+        columns: Columns to read; all when ``None``.
+
+    Raises:
+        FileNotFoundError: Naming the path or URI when there is no such table.
+    """
+    if s3.is_s3(path):
+        with tempfile.TemporaryDirectory(prefix="mmrlaif-s3-") as folder:
+            local = s3.download_file(_s3_uri(path), Path(folder) / "t.parquet")
+            # Read fully into memory before the temporary file goes away.
+            return pq.read_table(local, columns=list(columns) if columns else None)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"table not found: {path}")
@@ -104,16 +127,41 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
 
 
 def read_rows(path: str | Path, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Read a Parquet table as a list of row dicts."""
+    """Read a Parquet table (local path or ``s3://`` URI) as a list of row dicts."""
     return read_table(path, columns).to_pylist()
 
 
-def write_json(data: Any, path: str | Path) -> Path:
-    """Write JSON atomically (sorted keys, indented)."""
+def write_json(data: Any, path: str | Path) -> Path | str:
+    """Write JSON atomically (sorted keys, indented) to a local path or an ``s3://`` URI.
+
+    Returns:
+        The written path (a ``Path``), or the URI (a ``str``) for S3.
+    """
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if s3.is_s3(path):
+        uri = _s3_uri(path)
+        with _s3_upload(uri, "data.json") as tmp:
+            tmp.write_text(text)
+        return uri
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text)
     return path
+
+
+def _s3_uri(path: str | Path) -> str:
+    """The canonical ``s3://bucket/key`` of an object URI; ValueError when malformed."""
+    bucket, key = s3.parse_s3(path, require_key=True)
+    return f"s3://{bucket}/{key}"
+
+
+@contextmanager
+def _s3_upload(uri: str, name: str) -> Iterator[Path]:
+    """Yield a temporary local file; upload it to ``uri`` atomically if the block succeeds."""
+    with tempfile.TemporaryDirectory(prefix="mmrlaif-s3-") as folder:
+        tmp = Path(folder) / name
+        yield tmp
+        s3.upload_file(tmp, uri)
 
 
 @contextmanager

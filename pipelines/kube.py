@@ -1,0 +1,125 @@
+"""Kubernetes settings of the pipeline's tasks, from ``cfg.kubernetes`` (applied here only,
+never in the components).
+
+Every task gets one *role*, from its component:
+
+- ``gpu``: base policy, sampling, labeling, POVID pairs (the noised-image answers), evaluation;
+- ``train``: DPO (``kubernetes.train``, else the ``gpu`` settings);
+- ``cpu``: everything else (world, pairs, selection, tracking, the TrainJob launcher).
+
+A role decides the image, the CPU/memory requests and limits, the accelerator type and count,
+the node selector and the tolerations. Every task gets the Secrets as environment variables
+(names only: values never enter the compiled spec) and the plain ``kubernetes.env``. Tasks that
+talk to external services (MLflow, S3 data, endpoints, the Kubernetes API) retry with backoff;
+DPO retries only with a shared volume, where a retry resumes from its checkpoints.
+"""
+
+from __future__ import annotations
+
+from kfp import dsl, kubernetes
+from kfp.dsl import pipeline_context
+
+from mmrlaif.config import Config, ResourcesConfig
+from mmrlaif.training.dpo import CHECKPOINT_DIR_ENV
+
+#: Component name -> role; components not listed are ``cpu`` tasks.
+ROLES: dict[str, str] = {
+    "base-policy": "gpu",
+    "sample": "gpu",
+    "label": "gpu",
+    "povid-pairs": "gpu",
+    "evaluate": "gpu",
+    "train-dpo": "train",
+}
+
+#: Components whose failures are usually transient (network, external services).
+RETRIED: frozenset[str] = frozenset(
+    {
+        "prepare-world",
+        "sample",
+        "label",
+        "start-tracking",
+        "log-base",
+        "log-rlaifv-iteration",
+        "log-povid-iteration",
+        "finish-tracking",
+        "register",
+        "train-dpo-trainjob",
+    }
+)
+
+#: Components that read or write model folders (mount the shared volume when there is one).
+MODEL_TASKS: frozenset[str] = frozenset({"base-policy", "train-dpo"})
+
+
+def role_of(component_name: str) -> str:
+    """The role (``cpu``, ``gpu``, ``train``) of a component."""
+    return ROLES.get(component_name, "cpu")
+
+
+def resources_of(cfg: Config, role: str) -> ResourcesConfig:
+    """The resources of a role."""
+    k8s = cfg.kubernetes
+    if role == "train":
+        return k8s.train or k8s.gpu
+    return k8s.gpu if role == "gpu" else k8s.cpu
+
+
+def configure_task(task: dsl.PipelineTask, cfg: Config) -> dsl.PipelineTask:
+    """Apply the Kubernetes settings of ``task``'s role."""
+    k8s = cfg.kubernetes
+    name = task.component_spec.name
+    role = role_of(name)
+    res = resources_of(cfg, role)
+    task.set_container_image(k8s.image_for("cpu" if role == "cpu" else "gpu"))
+    if res.cpu_request:
+        task.set_cpu_request(res.cpu_request)
+    if res.cpu_limit:
+        task.set_cpu_limit(res.cpu_limit)
+    if res.memory_request:
+        task.set_memory_request(res.memory_request)
+    if res.memory_limit:
+        task.set_memory_limit(res.memory_limit)
+    if role != "cpu" and res.accelerator_limit:
+        task.set_accelerator_type(res.accelerator_type)
+        task.set_accelerator_limit(res.accelerator_limit)
+        for key, value in res.node_selector.items():
+            kubernetes.add_node_selector(task, key, value)
+        for tol in res.tolerations:
+            kubernetes.add_toleration(
+                task, key=tol.key, operator=tol.operator, value=tol.value, effect=tol.effect
+            )
+    for secret in k8s.secrets:
+        kubernetes.use_secret_as_env(
+            task, secret.secret_name, dict(secret.env), optional=secret.optional
+        )
+    for key, value in k8s.env.items():
+        task.set_env_variable(key, value)
+    if k8s.image_pull_secrets:
+        kubernetes.set_image_pull_secrets(task, list(k8s.image_pull_secrets))
+    volume = k8s.shared_volume
+    if volume is not None and name in MODEL_TASKS:
+        kubernetes.mount_pvc(task, volume.pvc_name, volume.mount_path)
+        task.set_env_variable(CHECKPOINT_DIR_ENV, f"{volume.mount_path.rstrip('/')}/checkpoints")
+    retried = name in RETRIED or (name == "train-dpo" and volume is not None)
+    if retried and k8s.retries.num_retries > 0:
+        r = k8s.retries
+        task.set_retry(
+            r.num_retries,
+            backoff_duration=r.backoff_duration,
+            backoff_factor=r.backoff_factor,
+            backoff_max_duration=r.backoff_max_duration,
+        )
+    return task
+
+
+def configure_all(cfg: Config) -> None:
+    """Apply :func:`configure_task` to every task of the pipeline being defined.
+
+    Call it at the end of the pipeline function's body (the tasks exist by then).
+    """
+    pipeline = pipeline_context.Pipeline.get_default_pipeline()
+    if pipeline is None:
+        raise RuntimeError("configure_all must be called inside a pipeline function")
+    for task in pipeline.tasks.values():
+        configure_task(task, cfg)

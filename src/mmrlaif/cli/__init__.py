@@ -1,0 +1,89 @@
+"""The ``mmrlaif`` command: local runs (``world``, ``sft``, ``evaluate``, ``demo``, ``run``)
+and cluster operations (``compile``, ``submit``, ``schedule``, ``promote``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+import yaml
+
+from mmrlaif.config import ConfigError, load_config
+
+logger = logging.getLogger("mmrlaif")
+
+#: Adds one subcommand: ``add(name, func, help)`` returns its parser (``--config`` and
+#: ``--set`` already declared).
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+
+class CommandError(RuntimeError):
+    """A command failed for a reason the user can act on (printed without a traceback)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mmrlaif`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        cfg = load_config(args.config, _overrides(args.set))
+        return int(args.func(cfg, args) or 0)
+    except (ConfigError, CommandError, FileNotFoundError, ValueError) as exc:
+        print(f"mmrlaif: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from mmrlaif.cli import cluster, local
+
+    parser = argparse.ArgumentParser(prog="mmrlaif", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(required=True, dest="command")
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument(
+            "--config",
+            required=True,
+            action="append",
+            help="YAML preset, e.g. configs/tiny_cpu.yaml; repeat to merge overlays over it",
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value by dotted key (repeatable), e.g. sft.max_length=96",
+        )
+        p.set_defaults(func=func)
+        return p
+
+    local.register(add)
+    cluster.register(add)
+    return parser
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_warning()
+    hf_logging.disable_progress_bar()

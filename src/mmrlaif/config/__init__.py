@@ -1,0 +1,220 @@
+"""Configuration: one frozen dataclass per stage, loaded from YAML presets.
+
+Every preset under ``configs/`` is a YAML mapping whose top-level keys are the stage names of
+:class:`Config`. Loading is strict: an unknown key or a value of the wrong type raises
+:class:`ConfigError` naming the dotted key (``sft.epochs``), so a typo never silently falls back
+to a default. Trainer arguments are passed through to the trainer's own config class
+(``transformers.TrainingArguments``) rather than redeclared here, and are checked by it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmrlaif.config.platform import (
+    DataConfig,
+    GateConfig,
+    KFPConfig,
+    KubernetesConfig,
+    ResourcesConfig,
+    RetryConfig,
+    ScheduleConfig,
+    SecretEnvConfig,
+    SharedVolumeConfig,
+    StorageConfig,
+    TolerationConfig,
+    TrainJobConfig,
+)
+from mmrlaif.config.stages import (
+    LANGUAGE_MODEL_LORA_TARGETS,
+    DPOConfig,
+    EvalConfig,
+    LabelingConfig,
+    LoRAConfig,
+    ModelConfig,
+    PairsConfig,
+    PipelineConfig,
+    POVIDConfig,
+    SamplingConfig,
+    SFTConfig,
+    TinyVLMConfig,
+    TrackingConfig,
+    WorldConfig,
+)
+from mmrlaif.config.strict import ConfigError, from_dict, overlay, set_dotted, to_dict
+
+__all__ = [
+    "LANGUAGE_MODEL_LORA_TARGETS",
+    "MODEL_PATH_KEYS",
+    "Config",
+    "ConfigError",
+    "DPOConfig",
+    "DataConfig",
+    "EvalConfig",
+    "GateConfig",
+    "KFPConfig",
+    "KubernetesConfig",
+    "LabelingConfig",
+    "LoRAConfig",
+    "ModelConfig",
+    "POVIDConfig",
+    "PairsConfig",
+    "PipelineConfig",
+    "ResourcesConfig",
+    "RetryConfig",
+    "RunConfig",
+    "SFTConfig",
+    "SamplingConfig",
+    "ScheduleConfig",
+    "SecretEnvConfig",
+    "SharedVolumeConfig",
+    "StorageConfig",
+    "TinyVLMConfig",
+    "TolerationConfig",
+    "TrackingConfig",
+    "TrainJobConfig",
+    "WorldConfig",
+    "check_local_paths",
+    "config_to_json",
+    "config_to_yaml",
+    "from_dict",
+    "load_config",
+    "parse_config",
+    "to_dict",
+]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where a run writes and how it is seeded."""
+
+    output_dir: str = "runs/demo"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one field per stage."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    labeling: LabelingConfig = field(default_factory=LabelingConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    povid: POVIDConfig = field(default_factory=POVIDConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    kfp: KFPConfig = field(default_factory=KFPConfig)
+
+
+def load_config(
+    path: str | Path | Sequence[str | Path], overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """Load a YAML preset, optionally with overlay files, into a :class:`Config`.
+
+    Args:
+        path: The YAML file, or several: each later file is merged over the earlier ones
+            (sections merge key by key; a list or a value replaces), e.g. a preset and a
+            site overlay with the cluster's settings.
+        overrides: Dotted keys to values applied last (``{"sft.max_length": 64}``).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: On unknown keys, wrong types or unreadable YAML, naming the key.
+    """
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    if not paths:
+        raise ConfigError("no config file given")
+    data: dict[str, Any] = {}
+    for one in map(Path, paths):
+        try:
+            loaded = yaml.safe_load(one.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {one}: {exc}") from exc
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{one}: top level must be a mapping, got {type(loaded).__name__}")
+        overlay(data, loaded)
+    for dotted, value in (overrides or {}).items():
+        set_dotted(data, dotted, value)
+    return from_dict(Config, data)
+
+
+#: Config keys that name a model: a hub id, or a local folder that must exist.
+MODEL_PATH_KEYS: tuple[str, ...] = (
+    "model.name_or_path",
+    "labeling.labeler_name_or_path",
+    "labeling.llm_name_or_path",
+    "povid.llm_name_or_path",
+)
+
+
+def check_local_paths(config: Config) -> None:
+    """Fail early on a model path that points at a missing local folder.
+
+    A value that starts like a path (``/``, ``./``, ``../``, ``~``) must be an existing folder;
+    anything else is taken as a hub id (or ``s3://`` URI) and resolved when loaded. A name an
+    endpoint serves (the ``openai`` labeler, ``llm_endpoint``) is not checked: it is the
+    server's name for the model, not a folder here.
+
+    Raises:
+        ConfigError: Naming the key and the missing folder.
+    """
+    served = {
+        "labeling.labeler_name_or_path": config.labeling.labeler == "openai",
+        "labeling.llm_name_or_path": bool(config.labeling.llm_endpoint),
+        "povid.llm_name_or_path": bool(config.povid.llm_endpoint),
+    }
+    for dotted in MODEL_PATH_KEYS:
+        if served.get(dotted):
+            continue
+        section, key = dotted.split(".")
+        value = getattr(getattr(config, section), key)
+        if not value or not value.startswith(("/", "./", "../", "~")):
+            continue
+        if not Path(value).expanduser().is_dir():
+            raise ConfigError(f"{dotted}: no such model folder {value!r}")
+
+
+def parse_config(text: str, source: str = "config") -> Config:
+    """Load a :class:`Config` from YAML text (how pipeline components receive it).
+
+    Raises:
+        ConfigError: On unreadable YAML, unknown keys or wrong types.
+    """
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot read {source}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    return from_dict(Config, data)
+
+
+def config_to_yaml(config: Config) -> str:
+    """The resolved configuration as YAML text (round-trips through :func:`parse_config`)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def config_to_json(config: Config) -> str:
+    """The resolved configuration as one line of JSON (valid YAML, read by :func:`parse_config`).
+
+    This is the form the pipeline carries as its ``config`` parameter: KFP writes a parameter's
+    default into a comment at the top of the compiled YAML, where a multi-line value would
+    break the file.
+    """
+    return json.dumps(to_dict(config), separators=(",", ":"))

@@ -1,0 +1,32 @@
+"""The pipeline's first step: the world's tables, with the alignment prompts optionally taken
+from a dataset (``data.align_prompts``) instead of the toy world."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from mmrlaif.config import Config
+from mmrlaif.io import write_json
+from mmrlaif.toyworld.generate import WorldPaths, build_world
+
+logger = logging.getLogger(__name__)
+
+#: Where the world folder records the import of external prompts.
+IMPORT_REPORT = "align_import.json"
+
+
+def world_step(cfg: Config, out_dir: str | Path) -> WorldPaths:
+    """Write the world under ``out_dir``; import ``data.align_prompts`` as the align split.
+
+    The eval and validation splits stay the toy world's (with their ground truth), so the
+    pipeline's evaluation and checkpoint selection keep working whatever the prompts are.
+    """
+    paths = build_world(cfg.world, out_dir)
+    if cfg.data.align_prompts:
+        from mmrlaif.io.prompts import import_prompts
+
+        stats = import_prompts(cfg.data, paths.prompts("align"))
+        write_json(asdict(stats), Path(out_dir) / IMPORT_REPORT)
+    return paths

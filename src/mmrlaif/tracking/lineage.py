@@ -1,0 +1,63 @@
+"""Lineage of a registered model version: content hashes of its data and weights, its figures.
+
+Every version carries tags a reader (and the promotion gate) can rely on without opening any
+artifact: ``git_sha``, ``config_hash``, ``data.*_sha`` (content hashes of the tables it was
+trained and evaluated on), ``model_sha`` (content hash of its weight files) and ``metric.*``
+(its headline figures on the eval split).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+METRIC_PREFIX = "metric."
+MODEL_SHA_TAG = "model_sha"
+EVAL_SHA_TAG = "data.eval_sha"
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_sha256(folder: str | Path) -> str:
+    """Content hash of a folder: its files' relative paths and contents, in sorted order.
+
+    Raises:
+        NotADirectoryError: ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"not a folder: {folder}")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def short(sha: str) -> str:
+    """The first 16 hex digits of a hash (what tags carry)."""
+    return sha[:16]
+
+
+def metric_tags(headline: Mapping[str, float]) -> dict[str, str]:
+    """``metric.<name>`` tags for a headline (exact ``repr`` of each float)."""
+    return {f"{METRIC_PREFIX}{name}": repr(float(value)) for name, value in headline.items()}
+
+
+def metrics_from_tags(tags: Mapping[str, str]) -> dict[str, float]:
+    """The headline back from ``metric.*`` tags (other tags ignored)."""
+    return {
+        key[len(METRIC_PREFIX) :]: float(value)
+        for key, value in tags.items()
+        if key.startswith(METRIC_PREFIX)
+    }

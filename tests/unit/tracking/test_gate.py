@@ -1,0 +1,114 @@
+"""The promotion gate: the decision rule by hand, then against a real MLflow server."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmrlaif.config import GateConfig
+from mmrlaif.tracking.gate import decide
+from mmrlaif.tracking.lineage import metric_tags, metrics_from_tags
+
+GATE = GateConfig(cover_tolerance=0.01, pope_tolerance=0.02)
+CHAMPION = {"chair_i": 0.10, "cover": 0.90, "pope_adversarial_accuracy": 0.85}
+
+
+def test_first_candidate_takes_the_alias() -> None:
+    decision = decide({"chair_i": 0.2}, None, GATE)
+    assert decision.promoted and "no champion yet" in decision.reason
+
+
+def test_better_on_chair_within_tolerances_is_promoted() -> None:
+    # chair_i 0.10 -> 0.08; cover 0.90 -> 0.895 (drop 0.005 <= 0.01); POPE 0.85 -> 0.84
+    # (drop 0.01 <= 0.02)
+    cand = {"chair_i": 0.08, "cover": 0.895, "pope_adversarial_accuracy": 0.84}
+    decision = decide(cand, CHAMPION, GATE)
+    assert decision.promoted, decision.reason
+    assert "chair_i 0.1000 -> 0.0800" in decision.reason
+
+
+def test_equal_chair_is_not_an_improvement() -> None:
+    decision = decide(dict(CHAMPION), CHAMPION, GATE)
+    assert not decision.promoted
+    assert "does not beat" in decision.reason
+
+
+def test_min_improvement_is_required() -> None:
+    gate = GateConfig(min_improvement=0.03)
+    # 0.10 - 0.08 = 0.02 < 0.03
+    decision = decide(CHAMPION | {"chair_i": 0.08}, CHAMPION, gate)
+    assert not decision.promoted and "by more than 0.03" in decision.reason
+    assert decide(CHAMPION | {"chair_i": 0.06}, CHAMPION, gate).promoted
+
+
+def test_each_regression_is_named() -> None:
+    # cover drops 0.02 > 0.01, POPE drops 0.03 > 0.02: both named, though chair_i improved
+    cand = {"chair_i": 0.01, "cover": 0.88, "pope_adversarial_accuracy": 0.82}
+    decision = decide(cand, CHAMPION, GATE)
+    assert not decision.promoted
+    assert "cover fell 0.9000 -> 0.8800" in decision.reason
+    assert "pope_adversarial_accuracy fell 0.8500 -> 0.8200" in decision.reason
+
+
+def test_missing_figures() -> None:
+    assert not decide({"cover": 1.0}, CHAMPION, GATE).promoted
+    no_pope = {"chair_i": 0.05, "cover": 0.9}
+    decision = decide(no_pope, CHAMPION, GATE)
+    assert not decision.promoted and "no pope_adversarial_accuracy" in decision.reason
+    # the champion lacks POPE: the check does not apply
+    assert decide(no_pope, {"chair_i": 0.1, "cover": 0.9}, GATE).promoted
+
+
+def test_metric_tags_round_trip_exactly() -> None:
+    headline = {"chair_i": 0.1 + 0.2, "cover": 1 / 3}
+    assert metrics_from_tags(metric_tags(headline) | {"other": "x"}) == headline
+
+
+@pytest.mark.integration
+def test_gate_against_mlflow_server(mlflow_server, tmp_path, capsys) -> None:
+    """Register three versions on a real server (artifacts on the loopback S3) and gate them."""
+    from mmrlaif.tracking import _mlflow as mf
+    from mmrlaif.tracking.gate import DECISION_TAG, REASON_TAG, promote_version
+    from mmrlaif.tracking.registry import register_model
+
+    client = mf.client(mlflow_server.uri)
+    experiment = client.create_experiment("gate-test")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    name = "gate-test-policy"
+
+    def register(headline: dict[str, float]) -> str:
+        run = client.create_run(experiment).info.run_id
+        (model / "weights.bin").write_bytes(repr(headline).encode())
+        return register_model(mlflow_server.uri, run, model, name, metric_tags(headline))
+
+    first = register(CHAMPION)
+    assert promote_version(mlflow_server.uri, name, first, GATE).promoted
+    assert client.get_model_version_by_alias(name, "champion").version == first
+
+    worse = register({"chair_i": 0.12, "cover": 0.95, "pope_adversarial_accuracy": 0.9})
+    decision = promote_version(mlflow_server.uri, name, worse, GATE)
+    assert not decision.promoted and decision.champion_version == first
+    tags = client.get_model_version(name, worse).tags
+    assert tags[DECISION_TAG] == "rejected"
+    assert "chair_i 0.1200 does not beat 0.1000" in tags[REASON_TAG]
+    assert client.get_model_version_by_alias(name, "champion").version == first
+
+    better = register({"chair_i": 0.05, "cover": 0.9, "pope_adversarial_accuracy": 0.85})
+    assert promote_version(mlflow_server.uri, name, better, GATE).promoted
+    assert client.get_model_version_by_alias(name, "champion").version == better
+    assert client.get_model_version(name, better).tags[DECISION_TAG] == "promoted"
+    # the registered files are on the server's artifact store (the loopback S3 bucket)
+    assert client.get_model_version(name, better).source.endswith("/model")
+
+    # by hand, through the CLI: a worse candidate exits 1 with the reason; no such version: 2
+    from mmrlaif.cli import main
+
+    again = register({"chair_i": 0.06, "cover": 0.9, "pope_adversarial_accuracy": 0.85})
+    argv = ["promote", "--config", "configs/tiny_cpu.yaml", "--model", name]
+    argv += ["--tracking-uri", mlflow_server.uri]
+    assert main([*argv, "--version", again]) == 1
+    assert "rejected for champion: chair_i 0.0600 does not beat 0.0500" in capsys.readouterr().out
+    assert main([*argv, "--version", "999"]) == 2
+    assert "has no version 999" in capsys.readouterr().err
+    assert client.get_model_version_by_alias(name, "champion").version == better
