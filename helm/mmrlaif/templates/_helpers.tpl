@@ -79,3 +79,8 @@ cpu_limit: {{ .limits.cpu | quote }}
 memory_request: {{ .requests.memory | quote }}
 memory_limit: {{ .limits.memory | quote }}
 {{- end -}}
+
+{{/* The OpenAI-compatible endpoint of a model server of the chart. */}}
+{{- define "mmrlaif.serverUrl" -}}
+{{- printf "http://%s-%s.%s.svc.cluster.local:%d/v1" (include "mmrlaif.fullname" .ctx) .role .ctx.Release.Namespace (int .ctx.Values.servers.port) -}}
+{{- end -}}

@@ -46,6 +46,7 @@ GPU = {
         },
     },
     "networkPolicy": {"allowedNamespaces": ["kubeflow-user-example-com"]},
+    "servers": {"labeler": {"enabled": True}, "divide": {"enabled": True, "gpus": 1}},
     "imagePullSecrets": ["regcred"],
 }
 CREDENTIAL = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|API_KEY", re.I)
@@ -85,7 +86,7 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(docs):
 
 def test_containers_run_as_non_root_without_privilege_escalation(docs):
     specs = pod_specs(docs)
-    assert len(specs) == 2  # the MLflow server and the schedule hook
+    assert len(specs) in (2, 4)  # MLflow server, schedule hook (+ labeler and divide servers)
     for spec in specs:
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] > 0
@@ -199,11 +200,39 @@ def test_the_hook_schedules_the_preset_with_the_cluster_overlay(tmp_path):
     assert cfg.kfp.service_account == "ml-mmrlaif"
     assert cfg.kfp.pipeline_root == "s3://mlops-artifacts/mmrlaif/pipeline-root"
     assert cfg.model.name_or_path == "llava-hf/llava-1.5-7b-hf"  # the preset underneath
+    # the chart's model servers replace the preset's endpoints
+    assert cfg.labeling.labeler == "openai"
+    assert cfg.labeling.endpoint == "http://ml-mmrlaif-labeler.mlops.svc.cluster.local:8000/v1"
+    assert cfg.labeling.llm_endpoint == "http://ml-mmrlaif-divide.mlops.svc.cluster.local:8000/v1"
+
+
+def test_model_servers_land_on_the_gpu_pool():
+    docs = render(GPU)
+    servers = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in by_kind(docs, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] in ("labeler", "divide")
+    }
+    assert set(servers) == {"ml-mmrlaif-labeler", "ml-mmrlaif-divide"}
+    for name, spec in servers.items():
+        [c] = spec["containers"]
+        gpus = 2 if name.endswith("labeler") else 1
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == gpus
+        assert spec["nodeSelector"] == GPU["gpu"]["nodeSelector"]
+        assert spec["tolerations"] == GPU["gpu"]["tolerations"]
+        assert c["image"] == f"ghcr.io/mmrlaif/mmrlaif-labeler:{load_versions().release}"
+    services = {d["metadata"]["name"] for d in by_kind(docs, "Service")}
+    assert {"ml-mmrlaif-labeler", "ml-mmrlaif-divide"} <= services
+    assert not [
+        d for d in by_kind(render(BASE), "Deployment") if "labeler" in d["metadata"]["name"]
+    ]
 
 
 def test_mlflow_server_postgres_backend_and_network_policy():
     docs = render(GPU)
-    [deploy] = by_kind(docs, "Deployment")
+    [deploy] = [
+        d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "ml-mmrlaif-mlflow"
+    ]
     [c] = deploy["spec"]["template"]["spec"]["containers"]
     uri = next(a for a in c["args"] if a.startswith("--backend-store-uri="))
     assert uri.startswith(
