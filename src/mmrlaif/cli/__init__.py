@@ -67,12 +67,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, object]:
+    return key_values(pairs, "--set", yaml.safe_load)
+
+
+def key_values(
+    pairs: Sequence[str], flag: str, convert: Callable[[str], object] = str
+) -> dict[str, object]:
+    """``KEY=VALUE`` arguments of ``flag`` as a mapping (values through ``convert``).
+
+    Raises:
+        CommandError: An argument without ``=`` or without a key.
+    """
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key] = yaml.safe_load(value)
+            raise CommandError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        out[key] = convert(value)
     return out
 
 

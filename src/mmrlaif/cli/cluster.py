@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrlaif.cli import AddCommand, CommandError
+from mmrlaif.cli import AddCommand, CommandError, key_values
 from mmrlaif.config import Config
 
 
@@ -106,16 +106,6 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _params(pairs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CommandError(f"--param expects KEY=VALUE, got {pair!r}")
-        out[key] = value
-    return out
-
-
 def _cmd_submit(cfg: Config, args: argparse.Namespace) -> None:
     from mmrlaif.pipelines.client import KFPServerError, submit_run
 
@@ -126,7 +116,7 @@ def _cmd_submit(cfg: Config, args: argparse.Namespace) -> None:
             namespace=args.namespace,
             experiment=args.experiment,
             run_name=args.run_name,
-            parameters=_params(args.param),
+            parameters=key_values(args.param, "--param"),
             service_account=args.service_account,
             pipeline_root=args.pipeline_root,
             package=args.package,
@@ -151,7 +141,7 @@ def _cmd_schedule(cfg: Config, args: argparse.Namespace) -> None:
             cron=args.cron,
             max_concurrency=args.max_concurrency,
             catchup=args.catchup,
-            parameters=_params(args.param),
+            parameters=key_values(args.param, "--param"),
             service_account=args.service_account,
             pipeline_root=args.pipeline_root,
             package=args.package,
