@@ -16,12 +16,21 @@ def start_tracking(config: str, run_date: str = "") -> str:
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def log_base(config: str, run_id: str, report: Input[Artifact]) -> str:
-    """Log the starting policy as iteration 0; returns the history (JSON)."""
+def log_base(
+    config: str,
+    run_id: str,
+    report: Input[Artifact],
+    world: Input[Dataset],
+    policy: Input[Model],
+) -> str:
+    """Tag the run's lineage (starting policy, prompts consumed); log the starting policy as
+    iteration 0; returns the history (JSON)."""
     from mmrlaif.config import parse_config
-    from mmrlaif.tracking.steps import log_iteration_step
+    from mmrlaif.tracking.steps import log_iteration_step, record_lineage_step
 
-    return log_iteration_step(parse_config(config), run_id, 0, "[]", report.path)
+    cfg = parse_config(config)
+    record_lineage_step(cfg, run_id, world.path, policy.path)
+    return log_iteration_step(cfg, run_id, 0, "[]", report.path)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -96,13 +105,19 @@ def finish_tracking(
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def register(
-    config: str, run_id: str, history: str, policy: Input[Model], report: Input[Artifact]
+    config: str,
+    run_id: str,
+    history: str,
+    policy: Input[Model],
+    report: Input[Artifact],
+    world: Input[Dataset],
 ) -> str:
-    """Register the final policy and run the promotion gate; returns the decision as JSON."""
+    """Register the final policy and run the promotion gate (a continual run then advances
+    its watermark); returns the decision as JSON."""
     import json
 
     from mmrlaif.config import parse_config
     from mmrlaif.tracking.steps import register_step
 
     cfg = parse_config(config)
-    return json.dumps(register_step(cfg, run_id, history, policy.path, report.path))
+    return json.dumps(register_step(cfg, run_id, history, policy.path, report.path, world.path))

@@ -86,7 +86,11 @@ def release_image(role: str, registry: str | None = None) -> str:
 
 
 def build_commands(
-    root: Path, registry: str | None = None, push: bool = False, roles: tuple[str, ...] = ROLES
+    root: Path,
+    registry: str | None = None,
+    push: bool = False,
+    roles: tuple[str, ...] = ROLES,
+    git_sha: str | None = None,
 ) -> list[list[str]]:
     """``docker build`` (and ``docker push``) commands for the release images.
 
@@ -95,6 +99,7 @@ def build_commands(
         registry: Registry to tag for (default: the versions file's).
         push: Also push each image after building it.
         roles: Which images.
+        git_sha: The source revision baked into the images (``MMRLAIF_GIT_SHA``).
 
     Returns:
         The commands, in order, as argument lists.
@@ -106,6 +111,8 @@ def build_commands(
         cmd = ["docker", "build", "--file", str(root / versions.dockerfiles[role]), "--tag", tag]
         for key, value in versions.build_args.items():
             cmd += ["--build-arg", f"{key}={value}"]
+        if git_sha:
+            cmd += ["--build-arg", f"GIT_SHA={git_sha}"]
         commands.append([*cmd, str(root)])
         if push:
             commands.append(["docker", "push", tag])

@@ -9,8 +9,11 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 ARG PSYCOPG_VERSION=2.9.11
 ARG APP_UID=1000
+# the source revision, tagged on every MLflow run and model version (make images sets it)
+ARG GIT_SHA=unknown
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+ENV MMRLAIF_GIT_SHA=${GIT_SHA} \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

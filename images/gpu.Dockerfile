@@ -15,9 +15,12 @@ ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
 ARG DEEPSPEED_VERSION=0.19.8
 ARG FLASH_ATTN_VERSION=
 ARG APP_UID=1000
+# the source revision, tagged on every MLflow run and model version (make images sets it)
+ARG GIT_SHA=unknown
 
 # Python from uv's pinned standalone builds (no apt: the CUDA base's Ubuntu has no 3.11).
-ENV UV_NO_CACHE=1 \
+ENV MMRLAIF_GIT_SHA=${GIT_SHA} \
+    UV_NO_CACHE=1 \
     UV_PYTHON_INSTALL_DIR=/opt/python \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:${PATH} \

@@ -41,16 +41,25 @@ class Step:
 def start(config: Any, run_date: Any, cfg: Config) -> Start:
     """World, starting policy, its evaluation, the parent run, iteration 0 logged."""
     world = prepare_world(config=config).set_display_name("prepare world")
-    if cfg.data.align_prompts:
-        # prompts read from storage may change behind the same URI: never reuse a cached copy
+    if cfg.data.align_prompts or cfg.data.prompts_prefix:
+        # prompts read from storage change behind the same URI (new partitions, a moved
+        # watermark): never reuse a cached copy
         world.set_caching_options(False)
     base = base_policy(config=config, world=world.outputs["world"])
     base.set_display_name("base policy")
+    if (cfg.model.name_or_path or "").startswith(("models:/", "s3://")):
+        base.set_caching_options(False)  # an alias moves, an S3 folder is overwritten
     base_eval = evaluate(config=config, policy=base.outputs["policy"], world=world.outputs["world"])
     base_eval.set_display_name("evaluate base policy").set_caching_options(False)
     run = start_tracking(config=config, run_date=run_date).set_display_name("start tracking")
     run.set_caching_options(False)
-    logged = log_base(config=config, run_id=run.output, report=base_eval.outputs["report"])
+    logged = log_base(
+        config=config,
+        run_id=run.output,
+        report=base_eval.outputs["report"],
+        world=world.outputs["world"],
+        policy=base.outputs["policy"],
+    )
     logged.set_display_name("log base policy").set_caching_options(False)
     return Start(
         world.outputs["world"],
@@ -95,11 +104,12 @@ def train_and_select(
     )
 
 
-def finish(config: Any, run_id: Any, history: Any, policy: Any, report: Any) -> Any:
+def finish(config: Any, s: Start, history: Any, policy: Any, report: Any) -> Any:
     """Register the final policy (through the promotion gate), then close the parent run;
     returns the summary artifact."""
+    run_id = s.run_id
     registered = register(
-        config=config, run_id=run_id, history=history, policy=policy, report=report
+        config=config, run_id=run_id, history=history, policy=policy, report=report, world=s.world
     )
     registered.set_display_name("register and gate").set_caching_options(False)
     done = finish_tracking(

@@ -40,7 +40,7 @@ def povid_pipeline(cfg: Config, config_text: str, on_kubernetes: bool = True):
             )
             logged.set_display_name(f"iteration {i}: log").set_caching_options(False)
             policy, report, history = step.policy, step.report, logged.output
-        summary = finish(config, s.run_id, history, policy, report)
+        summary = finish(config, s, history, policy, report)
         if on_kubernetes:
             configure_all(cfg)
         return summary

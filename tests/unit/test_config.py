@@ -21,10 +21,17 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_presets_load():
-    for preset in sorted((ROOT / "configs").glob("*.yaml")):
+def test_presets_load_alone_and_with_the_continual_overlay():
+    overlays = sorted((ROOT / "configs" / "overlays").glob("*.yaml"))
+    presets = [p for p in sorted((ROOT / "configs").rglob("*.yaml")) if p not in overlays]
+    assert len(presets) >= 4 and overlays
+    for preset in presets:
         cfg = load_config(preset)
         assert isinstance(cfg, Config), preset
+        for overlay in overlays:
+            merged = load_config([preset, overlay])
+            assert merged.data.prompts_prefix and merged.model.name_or_path.startswith("models:/")
+            assert merged.pipeline == cfg.pipeline  # the rest of the preset is kept
 
 
 def test_unknown_top_level_key_is_named(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -14,8 +15,8 @@ from mmrlaif.config import ConfigError, load_config
 
 logger = logging.getLogger("mmrlaif")
 
-#: Adds one subcommand: ``add(name, func, help)`` returns its parser (``--config`` and
-#: ``--set`` already declared).
+#: Adds one subcommand: ``add(name, func, help, config_required=True)`` returns its parser
+#: (``--config`` and ``--set`` already declared).
 AddCommand = Callable[..., argparse.ArgumentParser]
 
 
@@ -43,12 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(required=True, dest="command")
 
-    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+    def add(name: str, func, help: str, config_required: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument(
             "--config",
-            required=True,
+            required=config_required,
             action="append",
+            # without one, the defaults (an empty YAML file)
+            default=None if config_required else [os.devnull],
             help="YAML preset, e.g. configs/tiny_cpu.yaml; repeat to merge overlays over it",
         )
         p.add_argument(

@@ -45,7 +45,10 @@ def _cmd_images(cfg: Config, args: argparse.Namespace) -> int:
         raise CommandError(f"{args.context.resolve()} is not the repository root (no images/)")
     registry = args.registry or cfg.kubernetes.image_registry
     roles = tuple(args.role) or ROLES
-    for cmd in build_commands(args.context, registry, args.push, roles):
+    sha = subprocess.run(
+        ["git", "-C", str(args.context), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    for cmd in build_commands(args.context, registry, args.push, roles, sha or None):
         print(format_command(cmd), flush=True)
         if not args.dry_run and (rc := subprocess.call(cmd)) != 0:
             raise CommandError(f"{cmd[0]} {cmd[1]} failed with exit code {rc}")

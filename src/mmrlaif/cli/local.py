@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from mmrlaif.cli import AddCommand
+from mmrlaif.cli import AddCommand, CommandError
 from mmrlaif.config import Config
 
 
@@ -23,6 +23,14 @@ def register(add: AddCommand) -> None:
     p.add_argument("--out", help="report JSON (default: <run.output_dir>/eval.json)")
     add("demo", _cmd_demo, "world -> base policy (SFT) -> evaluation, printing the figures")
     add("run", _cmd_run, "run the configured pipeline here with kfp.local, tracked in MLflow")
+    p = add(
+        "report",
+        _cmd_report,
+        "write the HTML report of a finished run (report.html)",
+        config_required=False,  # a run folder is enough
+    )
+    p.add_argument("run", nargs="?", help="the run's output folder (default: <run.output_dir>)")
+    p.add_argument("--out", help="HTML file (default: <RUN>/report.html)")
 
 
 def _cmd_world(cfg: Config, args: argparse.Namespace) -> None:
@@ -44,12 +52,27 @@ def _cmd_sft(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(cfg: Config, args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from mmrlaif.config import check_local_paths
     from mmrlaif.evaluation.evaluate import evaluate_stage
+    from mmrlaif.evaluation.field import run_field_benchmarks
+    from mmrlaif.io import write_json
+    from mmrlaif.models.load import load_vlm
     from mmrlaif.toyworld import WorldPaths
 
+    check_local_paths(cfg)
+
     world = WorldPaths(Path(args.world or Path(cfg.run.output_dir) / "world"))
-    out = args.out or Path(cfg.run.output_dir) / "eval.json"
-    report = evaluate_stage(cfg.model, cfg.eval, args.model, world.prompts("eval"), world.pope, out)
+    out = Path(args.out or Path(cfg.run.output_dir) / "eval.json")
+    loaded = load_vlm(args.model, cfg.model.dtype, cfg.model.trust_remote_code)
+    report = evaluate_stage(
+        cfg.model, cfg.eval, args.model, world.prompts("eval"), world.pope, out, loaded
+    )
+    if cfg.eval.benchmarks.run:  # the field's benchmarks (eval.benchmarks), same model
+        figures = run_field_benchmarks(cfg.eval.benchmarks, *loaded, out.parent / "benchmarks")
+        report = dataclasses.replace(report, benchmarks=figures)
+        write_json(report.to_dict(), out)
     _print_figures(report.headline())
     print(f"report written to {out}")
 
@@ -97,6 +120,17 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
         f"\nwall time: {time.perf_counter() - start:.0f} s"
         f"\nMLflow run {summary['run_id']} in {uri}\nlook at it with: {open_ui_command(uri)}"
     )
+
+
+def _cmd_report(cfg: Config, args: argparse.Namespace) -> None:
+    from mmrlaif.tracking.report import find_pipeline_run, write_report
+
+    run = Path(args.run or cfg.run.output_dir)
+    if not run.is_dir():
+        raise CommandError(f"no run folder at {run} (give a run's output folder, e.g. runs/demo)")
+    if find_pipeline_run(run) is None:
+        raise CommandError(f"no pipeline run in {run} (expected kfp/<run>/ from `mmrlaif run`)")
+    print(f"report written to {write_report(run, args.out)}")
 
 
 def _print_iterations(entries: list[dict]) -> None:

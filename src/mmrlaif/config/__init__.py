@@ -33,6 +33,7 @@ from mmrlaif.config.platform import (
 )
 from mmrlaif.config.stages import (
     LANGUAGE_MODEL_LORA_TARGETS,
+    BenchmarksConfig,
     DPOConfig,
     EvalConfig,
     LabelingConfig,
@@ -52,6 +53,7 @@ from mmrlaif.config.strict import ConfigError, from_dict, overlay, set_dotted, t
 __all__ = [
     "LANGUAGE_MODEL_LORA_TARGETS",
     "MODEL_PATH_KEYS",
+    "BenchmarksConfig",
     "Config",
     "ConfigError",
     "DPOConfig",
@@ -179,6 +181,11 @@ def check_local_paths(config: Config) -> None:
         "labeling.llm_name_or_path": bool(config.labeling.llm_endpoint),
         "povid.llm_name_or_path": bool(config.povid.llm_endpoint),
     }
+    bench = config.eval.benchmarks
+    for name in bench.run:
+        root = bench.data[name]
+        if not root.startswith("s3://") and not Path(root).expanduser().is_dir():
+            raise ConfigError(f"eval.benchmarks.data.{name}: no such folder {root!r}")
     for dotted in MODEL_PATH_KEYS:
         if served.get(dotted):
             continue

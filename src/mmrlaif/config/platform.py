@@ -30,6 +30,17 @@ class DataConfig:
         id_column: Column holding a stable prompt id (``null``: a content hash of image and
             question).
         limit: Use at most this many prompts (``null``: all).
+        prompts_prefix: Continual retraining: a folder or ``s3://`` prefix partitioned by date
+            (``dt=YYYY-MM-DD/*.parquet``, columns as above). A run reads the partitions newer
+            than the watermark of the last successful run (a tag on
+            ``tracking.registered_model``) and skips prompts used before (by content hash);
+            the watermark advances only when the run succeeds. Exclusive with
+            ``align_prompts``.
+        replay_fraction: Mix in this share (of the new prompts' count) of prompts from older
+            partitions, drawn with ``seed``.
+        ledger_uri: Where the ids of consumed prompts are kept (``null``:
+            ``<prompts_prefix>/_mmrlaif_ledger``).
+        seed: Seed of the replay draw.
     """
 
     align_prompts: str | None = None
@@ -37,6 +48,23 @@ class DataConfig:
     question_column: str = "question"
     id_column: str | None = None
     limit: int | None = None
+    prompts_prefix: str | None = None
+    replay_fraction: float = 0.0
+    ledger_uri: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.align_prompts and self.prompts_prefix:
+            raise ConfigError("set data.align_prompts or data.prompts_prefix, not both")
+        if not 0.0 <= self.replay_fraction <= 1.0:
+            raise ConfigError(f"replay_fraction must be in [0, 1], got {self.replay_fraction}")
+
+    @property
+    def ledger(self) -> str | None:
+        """Where consumed prompt ids are kept (``None`` without ``prompts_prefix``)."""
+        if self.ledger_uri or not self.prompts_prefix:
+            return self.ledger_uri
+        return f"{self.prompts_prefix.rstrip('/')}/_mmrlaif_ledger"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mmrlaif.config.platform import GateConfig
+from mmrlaif.config.strict import ConfigError
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,11 @@ class ModelConfig:
     """Which policy model to use.
 
     Attributes:
-        name_or_path: A hub id or a local ``save_pretrained`` directory. ``None`` builds the tiny
-            toy-world VLM from :attr:`tiny` (and its tokenizer from the world's text).
+        name_or_path: The starting policy: a hub id, a local ``save_pretrained`` directory, an
+            ``s3://`` folder, or a registry reference ``models:/<name>@<alias>`` /
+            ``models:/<name>/<version>`` (resolved when the run starts and recorded on it).
+            ``None`` builds the tiny toy-world VLM from :attr:`tiny` (and its tokenizer from the
+            world's text) and fine-tunes it on the world.
         tiny: Shape of the tiny VLM when one is built.
         trust_remote_code: Passed to ``from_pretrained``; off unless a config turns it on.
         dtype: Torch dtype name for loading (``float32`` on CPU, ``bfloat16`` on GPU).
@@ -188,6 +192,56 @@ class PairsConfig:
     seed: int = 0
 
 
+#: The field's benchmarks the evaluation can run (``mmrlaif.evaluation.benchmarks``).
+BENCHMARK_NAMES = ("pope", "amber", "object_halbench", "mmhal")
+
+
+@dataclass(frozen=True)
+class BenchmarksConfig:
+    """The field's hallucination benchmarks, run by every evaluation on top of the toy splits.
+
+    Attributes:
+        run: Which of ``pope``, ``amber``, ``object_halbench``, ``mmhal`` to run.
+        data: Benchmark -> its data root (a folder or an ``s3://`` prefix in the benchmark's
+            published layout); every benchmark in ``run`` needs one.
+        limit: The first N items of each benchmark (``null``: all).
+        batch_size: (image, prompt) pairs per generation batch.
+        max_new_tokens: Generation budget of an answer.
+        pope_splits: POPE negative-sampling splits.
+        amber_query_file: AMBER query file (``query_all.json``, ``query_generative.json``...).
+        amber_strict_answers: AMBER's exact ``Yes``/``No`` answer rule instead of POPE's.
+        judge_endpoint: OpenAI-compatible API of the MMHal-Bench judge (needed for ``mmhal``).
+        judge_model: The judge's model name on that server.
+        judge_api_key_env: Environment variable holding the judge's API key.
+    """
+
+    run: tuple[str, ...] = ()
+    data: Mapping[str, str] = field(default_factory=dict)
+    limit: int | None = None
+    batch_size: int = 16
+    max_new_tokens: int = 512
+    pope_splits: tuple[str, ...] = ("random", "popular", "adversarial")
+    amber_query_file: str = "query_all.json"
+    amber_strict_answers: bool = False
+    judge_endpoint: str | None = None
+    judge_model: str = "gpt-4-0314"
+    judge_api_key_env: str = "OPENAI_API_KEY"
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.run) - set(BENCHMARK_NAMES))
+        if unknown:
+            known = ", ".join(BENCHMARK_NAMES)
+            raise ConfigError(f"run: unknown benchmark(s) {', '.join(unknown)}; one of {known}")
+        missing = [name for name in self.run if not self.data.get(name)]
+        if missing:
+            raise ConfigError(
+                f"data: no data root for {', '.join(missing)} "
+                f"(set eval.benchmarks.data.{missing[0]} to its folder or s3:// prefix)"
+            )
+        if "mmhal" in self.run and not self.judge_endpoint:
+            raise ConfigError("judge_endpoint: mmhal needs an OpenAI-compatible judge endpoint")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """Evaluation on the held-out split.
@@ -197,12 +251,15 @@ class EvalConfig:
         batch_size: Prompts per generation batch.
         pope_categories: POPE negative-sampling settings to evaluate.
         limit: Evaluate on at most this many eval images (``None`` = all).
+        benchmarks: The field's benchmarks (POPE, AMBER, Object HalBench, MMHal-Bench) to run
+            as well; their headline figures join the report's.
     """
 
     max_new_tokens: int = 48
     batch_size: int = 64
     pope_categories: tuple[str, ...] = ("random", "popular", "adversarial")
     limit: int | None = None
+    benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
 
 
 #: LoRA targets: the attention and MLP projections of the language model only (a plain list of

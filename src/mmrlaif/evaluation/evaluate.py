@@ -39,21 +39,26 @@ class EvalReport:
         hallucinated_partner_share: Share of hallucinated mentions that name an absent
             co-occurring partner of an object in the image (the language prior at work).
         examples: A few (prompt_id, response, ground truth) for people to read.
+        benchmarks: Headline figures of the field's benchmarks (``eval.benchmarks``), if run.
     """
 
     chair: ChairResult
     pope: dict[str, PopeResult]
     hallucinated_partner_share: float
     examples: list[dict[str, Any]] = field(default_factory=list)
+    benchmarks: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {
+        out = {
             "chair": self.chair.to_dict(),
             "pope": {k: v.to_dict() for k, v in self.pope.items()},
             "hallucinated_partner_share": self.hallucinated_partner_share,
             "examples": self.examples,
         }
+        if self.benchmarks:
+            out["benchmarks"] = self.benchmarks
+        return out
 
     def headline(self) -> dict[str, float]:
         """The flat figures to log and print."""
@@ -213,6 +218,12 @@ def evaluate_step(
                 cfg.model, cfg.eval, model, world.prompts(split), pope, out_dir / name, loaded
             )
         )
+    if cfg.eval.benchmarks.run:  # the field's benchmarks, on the same loaded policy
+        from mmrlaif.evaluation.field import run_field_benchmarks
+
+        figures = run_field_benchmarks(cfg.eval.benchmarks, *loaded, out_dir / "benchmarks")
+        reports[0] = dataclasses.replace(reports[0], benchmarks=figures)
+        write_json(reports[0].to_dict(), out_dir / artifacts.EVAL_REPORT)
     # what the figures were measured on, so two reports can be told comparable or not
     data = {
         "eval_sha": file_sha256(world.prompts("eval")),

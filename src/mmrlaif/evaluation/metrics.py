@@ -278,4 +278,6 @@ def headline_of(report: Mapping[str, Any]) -> dict[str, float]:
         figures[f"pope_{category}_accuracy"] = float(result["accuracy"])
         figures[f"pope_{category}_f1"] = float(result["f1"])
         figures[f"pope_{category}_yes_ratio"] = float(result["yes_ratio"])
+    # the field's benchmarks, when the evaluation ran some (eval.benchmarks)
+    figures.update({f"bench_{k}": float(v) for k, v in report.get("benchmarks", {}).items()})
     return figures

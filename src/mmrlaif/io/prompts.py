@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from mmrlaif.config import DataConfig
 from mmrlaif.io.tables import ImageError, cell_to_image, read_table, write_table
 
@@ -65,6 +67,38 @@ def import_prompts(cfg: DataConfig, out: str | Path) -> PromptImportStats:
     if not source:
         raise PromptsError("data.align_prompts is not set")
     table = read_table(source)
+    if cfg.limit is not None:
+        table = table.slice(0, cfg.limit)
+    stats = PromptImportStats(source, rows=table.num_rows)
+    rows, skipped = prompt_rows(table, source, cfg)
+    if not rows:
+        raise PromptsError(
+            f"{source}: no usable prompt in {table.num_rows} row(s) ({dict(skipped)})"
+        )
+    write_table(rows, out)
+    stats.kept, stats.skipped = len(rows), dict(skipped)
+    logger.info("imported %d of %d prompts from %s", stats.kept, stats.rows, source)
+    return stats
+
+
+def prompt_rows(
+    table: pa.Table, source: str, cfg: DataConfig, seen: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The usable rows of one prompts file, in the prompts-table layout.
+
+    Args:
+        table: The file's rows.
+        source: The file's URI (for messages).
+        cfg: Column names.
+        seen: Prompt id -> where it was first seen, shared across the files of one import
+            (updated in place).
+
+    Returns:
+        The rows, and the skip reasons with their counts.
+
+    Raises:
+        PromptsError: A missing column, or a repeated value of ``cfg.id_column``.
+    """
     needed = [cfg.image_column, cfg.question_column] + ([cfg.id_column] if cfg.id_column else [])
     missing = [c for c in needed if c not in table.column_names]
     if missing:
@@ -72,12 +106,9 @@ def import_prompts(cfg: DataConfig, out: str | Path) -> PromptImportStats:
             f"{source}: missing column(s) {', '.join(missing)} "
             f"(has: {', '.join(table.column_names)}; set data.image_column / question_column)"
         )
-    if cfg.limit is not None:
-        table = table.slice(0, cfg.limit)
-    stats = PromptImportStats(source, rows=table.num_rows)
+    seen = {} if seen is None else seen
     skipped: Counter[str] = Counter()
     rows: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
     for index, row in enumerate(table.to_pylist()):
         where = f"{source} row {index}"
         question = row[cfg.question_column]
@@ -95,12 +126,12 @@ def import_prompts(cfg: DataConfig, out: str | Path) -> PromptImportStats:
         image_bytes = cell.get("bytes") or Path(cell["path"]).read_bytes()
         pid = str(row[cfg.id_column]) if cfg.id_column else prompt_id_of(image_bytes, question)
         if pid in seen and cfg.id_column:
-            raise PromptsError(f"{where}: prompt id {pid!r} repeats row {seen[pid]}")
+            raise PromptsError(f"{where}: prompt id {pid!r} repeats {seen[pid]}")
         if pid in seen:
             skipped["duplicate of an earlier row"] += 1
-            logger.warning("%s: same image and question as row %d, skipped", where, seen[pid])
+            logger.warning("%s: same image and question as %s, skipped", where, seen[pid])
             continue
-        seen[pid] = index
+        seen[pid] = where
         out_row = {
             "prompt_id": pid,
             "image": {"bytes": image_bytes, "path": None},
@@ -108,11 +139,4 @@ def import_prompts(cfg: DataConfig, out: str | Path) -> PromptImportStats:
         }
         out_row.update({c: row[c] for c in OPTIONAL_COLUMNS if c in row})
         rows.append(out_row)
-    if not rows:
-        raise PromptsError(
-            f"{source}: no usable prompt in {table.num_rows} row(s) ({dict(skipped)})"
-        )
-    write_table(rows, out)
-    stats.kept, stats.skipped = len(rows), dict(skipped)
-    logger.info("imported %d of %d prompts from %s", stats.kept, stats.rows, source)
-    return stats
+    return rows, skipped

@@ -1,5 +1,6 @@
 """The pipeline's first step: the world's tables, with the alignment prompts optionally taken
-from a dataset (``data.align_prompts``) instead of the toy world."""
+from a dataset (``data.align_prompts``) or from the new partitions of a date-partitioned
+prefix (``data.prompts_prefix``, continual retraining) instead of the toy world."""
 
 from __future__ import annotations
 
@@ -29,4 +30,8 @@ def world_step(cfg: Config, out_dir: str | Path) -> WorldPaths:
 
         stats = import_prompts(cfg.data, paths.prompts("align"))
         write_json(asdict(stats), Path(out_dir) / IMPORT_REPORT)
+    elif cfg.data.prompts_prefix:
+        from mmrlaif.continual.prompts import REPORT, select_prompts
+
+        select_prompts(cfg, paths.prompts("align"), Path(out_dir) / REPORT)
     return paths

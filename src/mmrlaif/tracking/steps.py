@@ -23,6 +23,7 @@ from mmrlaif.tracking.lineage import MODEL_SHA_TAG, file_sha256, metric_tags, sh
 from mmrlaif.tracking.mlflow_run import finish_pipeline_run, log_iteration, start_pipeline_run
 from mmrlaif.tracking.records import flat_counters, pairs_sample
 from mmrlaif.tracking.registry import register_model
+from mmrlaif.tracking.report import write_and_log_report
 from mmrlaif.tracking.uri import resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,24 @@ def start_step(cfg: Config, run_name: str | None = None, run_date: str = "") -> 
     if run_date:
         tags["run_date"] = run_date
     return start_pipeline_run(tracking_uri(cfg), cfg.tracking.experiment, name, to_dict(cfg), tags)
+
+
+def record_lineage_step(
+    cfg: Config, run_id: str, world_dir: str | Path, base_run: str | Path
+) -> dict[str, str]:
+    """Tag the parent run with where its starting policy came from and what data it consumed
+    (:func:`mmrlaif.continual.lineage`); every version the run registers copies these tags.
+
+    Returns:
+        The tags set.
+    """
+    from mmrlaif.continual import lineage
+
+    tags = lineage(world_dir, base_run)
+    client = mf.client(tracking_uri(cfg))
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    return tags
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -184,6 +203,8 @@ def version_tags(
     data = _read_json(Path(report_dir) / artifacts.DATA_REPORT)
     tags.update({f"data.{k}": short(v) for k, v in data.items()})
     tags.update(metric_tags(headline_of(_read_json(Path(report_dir) / artifacts.EVAL_REPORT))))
+    parent = mf.client(tracking_uri(cfg)).get_run(pipeline_run_id).data.tags
+    tags.update({k: v for k, v in parent.items() if k.startswith("lineage.")})
     return tags
 
 
@@ -206,7 +227,10 @@ def _register(
 def finish_step(
     cfg: Config, run_id: str, history: str, registration: str = "", status: str = "FINISHED"
 ) -> dict:
-    """Close the parent run: plot, summary, final figures. Returns the summary.
+    """Close the parent run: plot, summary, final figures, the run report. Returns the summary.
+
+    The report (:mod:`mmrlaif.tracking.report`) goes to ``<run.output_dir>/report.html`` and
+    to the parent run as the artifact ``report.html``; a failure to build it is only logged.
 
     Args:
         cfg: The run's configuration.
@@ -226,28 +250,64 @@ def finish_step(
         "run_id": run_id,
         "registration": json.loads(registration) if registration else None,
     }
+    write_and_log_report(tracking_uri(cfg), run_id, cfg.run.output_dir, entries, summary)
     finish_pipeline_run(tracking_uri(cfg), run_id, headlines, status, summary)
     return summary
 
 
 def register_step(
-    cfg: Config, run_id: str, history: str, policy_run: str | Path, report_dir: str | Path
+    cfg: Config,
+    run_id: str,
+    history: str,
+    policy_run: str | Path,
+    report_dir: str | Path,
+    world_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Register the final policy and run the promotion gate on it.
 
     The final policy is usually one of the iteration versions registered already (listed in
     ``history``, with the same ``model_sha``): that version is reused, not registered twice.
+    A continual run (``data.prompts_prefix``) that found no new prompts registers nothing; one
+    that did advances the watermark once the gate has decided (promoted or rejected: the run
+    succeeded and its prompts are consumed).
+
+    Args:
+        cfg: The run's configuration.
+        run_id: The parent run.
+        history: JSON list of the iterations' entries.
+        policy_run: The final policy's folder.
+        report_dir: Its reports.
+        world_dir: The world step's folder (``continual.json`` of a continual run).
 
     Returns:
         ``{"version": ..., "promoted": ..., "reason": ...}`` (``version`` ``None`` when
-        ``tracking.registered_model`` is null).
+        ``tracking.registered_model`` is null or a continual run had nothing new).
     """
-    from mmrlaif.tracking.gate import promote_version
+    from mmrlaif.continual.prompts import REPORT, advance
 
     name = cfg.tracking.registered_model
     if not name:
         logger.info("tracking.registered_model is null: nothing registered")
         return {"version": None, "promoted": False, "reason": "registration off"}
+    consumed = Path(world_dir) / REPORT if world_dir is not None else None
+    if consumed is not None and consumed.is_file():
+        report = json.loads(consumed.read_text())
+        if not report["new_prompts"]:
+            logger.info("%s", report["message"])
+            return {"version": None, "promoted": False, "reason": report["message"]}
+    result = _register_and_gate(cfg, run_id, history, policy_run, report_dir)
+    if consumed is not None and consumed.is_file():
+        advanced = advance(cfg, consumed, run_id)
+        result["watermark"] = advanced.watermark_after if advanced else None
+    return result
+
+
+def _register_and_gate(
+    cfg: Config, run_id: str, history: str, policy_run: str | Path, report_dir: str | Path
+) -> dict[str, Any]:
+    from mmrlaif.tracking.gate import promote_version
+
+    name = cfg.tracking.registered_model
     uri = tracking_uri(cfg)
     client = mf.client(uri)
     sha = short(tree_sha256(artifacts.model_dir(policy_run)))

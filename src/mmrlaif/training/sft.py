@@ -179,18 +179,27 @@ def base_policy_stage(cfg: Config, world_dir: str | Path, out_run: str | Path) -
     """The pipeline's starting policy, saved under ``out_run/model``.
 
     With ``model.name_or_path: null`` the tiny VLM is built and fine-tuned on the world's SFT
-    table; otherwise the named model is loaded and saved as is (the pipeline then aligns it).
+    table; otherwise the named model (a hub id, a folder, an ``s3://`` folder or a registry
+    reference such as ``models:/<name>@champion``) is resolved, loaded and saved as is (the
+    pipeline then aligns it), and what it resolved to is written to ``policy_source.json``.
     """
+    from mmrlaif.continual import POLICY_SOURCE
+    from mmrlaif.continual.source import resolve_policy
+    from mmrlaif.io import write_json
     from mmrlaif.toyworld import WorldPaths
+    from mmrlaif.tracking.steps import tracking_uri
 
     out_run = Path(out_run)
     if cfg.model.name_or_path is None:
         world = WorldPaths(Path(world_dir))
         return sft_stage(cfg.model, cfg.sft, cfg.world.image_size, world.sft, out_run, cfg.run.seed)
     start = time.perf_counter()
-    model, processor = load_vlm(
-        cfg.model.name_or_path, cfg.model.dtype, cfg.model.trust_remote_code
-    )
+    downloads = out_run / ".source.tmp"
+    shutil.rmtree(downloads, ignore_errors=True)
+    resolved = resolve_policy(cfg.model.name_or_path, tracking_uri(cfg), downloads)
+    model, processor = load_vlm(resolved.path, cfg.model.dtype, cfg.model.trust_remote_code)
+    shutil.rmtree(downloads, ignore_errors=True)
+    write_json(resolved.to_dict(), out_run / POLICY_SOURCE)
     tmp = out_run / ".model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     save_model(model, processor, tmp)

@@ -221,6 +221,10 @@ def test_model_servers_land_on_the_gpu_pool():
         assert spec["nodeSelector"] == GPU["gpu"]["nodeSelector"]
         assert spec["tolerations"] == GPU["gpu"]["tolerations"]
         assert c["image"] == f"ghcr.io/mmrlaif/mmrlaif-labeler:{load_versions().release}"
+    [policy] = [
+        p for p in by_kind(docs, "NetworkPolicy") if p["metadata"]["name"].endswith("-servers")
+    ]
+    assert policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8000}]
     services = {d["metadata"]["name"] for d in by_kind(docs, "Service")}
     assert {"ml-mmrlaif-labeler", "ml-mmrlaif-divide"} <= services
     assert not [
@@ -242,7 +246,9 @@ def test_mlflow_server_postgres_backend_and_network_policy():
     assert refs["MLFLOW_DB_PASSWORD"] == "mlflow-db" and refs["AWS_ACCESS_KEY_ID"] == "mmrlaif-s3"
     assert "--artifacts-destination=s3://mlops-artifacts/mmrlaif/mlflow-artifacts" in c["args"]
     assert not by_kind(docs, "PersistentVolumeClaim")  # sqlite's volume only with sqlite
-    [policy] = by_kind(docs, "NetworkPolicy")
+    [policy] = [
+        p for p in by_kind(docs, "NetworkPolicy") if p["metadata"]["name"].endswith("-mlflow")
+    ]
     sources = policy["spec"]["ingress"][0]["from"]
     assert {"podSelector": {}} in sources
     assert {

@@ -51,6 +51,7 @@ def test_dockerfile_defaults_equal_the_versions_file_and_bases_are_digests(docke
     build_args = load_versions().build_args
     defaults = _arg_defaults(text)
     assert defaults, f"{dockerfile.name} declares no ARG defaults"
+    assert defaults.pop("GIT_SHA", "unknown") == "unknown"  # set per build by `make images`
     for key, value in defaults.items():
         assert key in build_args, f"{dockerfile.name}: ARG {key} is not in versions.yaml"
         assert value == build_args[key], f"{dockerfile.name}: ARG {key}={value!r} drifted"
@@ -109,4 +110,5 @@ def test_make_images_commands(capsys):
     assert "--tag reg.io/team/mmrlaif:0.1.0" in lines[0]
     assert "--build-arg PYTHON_BASE=python:3.11-slim-bookworm@sha256:" in lines[0]
     assert lines[1] == "docker push reg.io/team/mmrlaif:0.1.0"
+    assert "--build-arg GIT_SHA=" in lines[0]  # the checkout's revision
     assert main([*argv, "--context", "/nonexistent"]) == 2

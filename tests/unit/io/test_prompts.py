@@ -58,7 +58,9 @@ def test_missing_column_and_repeated_id_are_errors(tmp_path: Path) -> None:
         [{"image": _cell("red"), "question": "a?", "id": "x"}] * 2,
         src,
     )
-    with pytest.raises(PromptsError, match=r"p.parquet row 1: prompt id 'x' repeats row 0"):
+    with pytest.raises(
+        PromptsError, match=r"p.parquet row 1: prompt id 'x' repeats .*p.parquet row 0"
+    ):
         import_prompts(DataConfig(align_prompts=str(src), id_column="id"), tmp_path / "o.parquet")
     assert not (tmp_path / "o.parquet").exists()
 
