@@ -14,11 +14,16 @@ def sample(
     world: Input[Dataset],
     samples: Output[Dataset],
     metrics: Output[Metrics],
+    shard: int = 0,
 ):
-    """Sample ``sampling.n`` answers per align prompt; seeds derive from the iteration."""
+    """Sample ``sampling.n`` answers per align prompt (of shard ``shard`` when the prompts are
+    sharded); seeds derive from the iteration."""
     from mmrlaif.config import parse_config
     from mmrlaif.sampling.stage import sample_step
 
-    stats = sample_step(parse_config(config), iteration, policy.path, world.path, samples.path)
+    cfg = parse_config(config)
+    stats = sample_step(cfg, iteration, policy.path, world.path, samples.path, shard)
     metrics.log_metric("samples", stats.samples_out)
     metrics.log_metric("tokens_per_second", stats.tokens_per_second)
+    metrics.log_metric("endpoint_requests", stats.requests)
+    metrics.log_metric("endpoint_retries", stats.retries)

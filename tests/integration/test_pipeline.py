@@ -1,11 +1,16 @@
 """The pipelines end to end through kfp.local at minimal size, tracked in a real MLflow store."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mmrlaif.config import Config, from_dict
+from mmrlaif.io import read_rows
+from mmrlaif.labeling.stage import label_step
+from mmrlaif.pairs.stage import pairs_step
+from mmrlaif.sampling.stage import sample_step
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +66,11 @@ def _task_dirs(cfg: Config) -> dict[str, Path]:
     }
 
 
+def _no_path(row: dict) -> dict:
+    """A pairs row without the policy folder it was sampled from (a path of this run)."""
+    return {k: v for k, v in row.items() if k != "policy"}
+
+
 def _child(client, parent_id: str, iteration: int):
     runs = client.search_runs(
         [client.get_run(parent_id).info.experiment_id],
@@ -74,7 +84,8 @@ def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch
     """Tracked on a real MLflow server whose artifacts live on the loopback S3 server."""
     from mlflow import MlflowClient
 
-    cfg = _config(tmp_path)
+    # sampled and labeled in 2 parallel shards (dsl.ParallelFor), merged before the pairs
+    cfg = _config(tmp_path, pipeline={"shards": 2})
     summary, uri = _run(cfg, tmp_path, monkeypatch, mlflow_server.uri)
     assert [e["iteration"] for e in summary["iterations"]] == [0, 1]
     assert summary["iterations"][1]["pairs"] > 0
@@ -82,8 +93,8 @@ def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch
     expected = {
         "prepare-world/world": ["sft.parquet", "prompts_align.parquet", "prompts_val.parquet"],
         "base-policy/policy": ["model/config.json"],
-        "sample/samples": ["samples.parquet", "stats.json"],
-        "label/feedback": ["feedback.parquet", "stats.json"],
+        "merge-shards/merged_samples": ["samples.parquet", "stats.json"],
+        "merge-shards/merged_feedback": ["feedback.parquet", "stats.json"],
         "build-pairs/pairs": ["pairs.parquet", "stats.json"],
         "train-dpo/trained": ["model/model.safetensors", "dpo.json"],
         "evaluate/report": ["eval.json", "val.json"],
@@ -95,6 +106,25 @@ def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch
         for name in files:
             assert (dirs[key] / name).is_file(), f"{key}/{name}"
     assert not (dirs["train-dpo/trained"] / "checkpoints").exists()
+    loops = sorted(d.name for d in dirs["build-pairs/pairs"].parents[1].glob("for-loop-*"))
+    assert len(loops) == 2, loops  # one folder per shard, each with its sample and label
+    for loop in loops:
+        shard = dirs["build-pairs/pairs"].parents[1] / loop
+        assert (shard / "sample" / "samples" / "samples.parquet").is_file()
+        assert (shard / "label" / "feedback" / "feedback.parquet").is_file()
+    # the shards change nothing: unsharded sampling, labeling and pairs on the same world and
+    # base policy give the very pairs the sharded pipeline trained on
+    one = replace(cfg, pipeline=replace(cfg.pipeline, shards=1))
+    world, base, out = dirs["prepare-world/world"], dirs["base-policy/policy"], tmp_path / "k1"
+    sample_step(one, 1, base, world, out / "samples")
+    label_step(one, base, base, world, out / "samples", out / "feedback")
+    pairs_step(one, 1, out / "feedback", world, out / "pairs")
+    unsharded = read_rows(out / "pairs" / "pairs.parquet")
+    sharded = read_rows(dirs["build-pairs/pairs"] / "pairs.parquet")
+    assert len(sharded) == summary["iterations"][1]["pairs"]
+    assert [_no_path(r) for r in sharded] == [_no_path(r) for r in unsharded]
+    merged = json.loads((dirs["merge-shards/merged_samples"] / "stats.json").read_text())
+    assert merged["shards"] == 2
 
     client = MlflowClient(uri)
     parent = client.get_run(summary["run_id"])

@@ -22,3 +22,9 @@ def test_pyproject_lists_every_package():
     for folder in (ROOT / "src" / "mmrlaif").iterdir():
         if folder.is_dir() and any(folder.glob("*.py")):
             assert (folder / "__init__.py").is_file(), f"{folder} is not a package"
+
+
+def test_test_modules_have_unique_names():
+    # the test folders are not packages: two test files of one name would shadow each other
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(names) == sorted(set(names))

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mmrlaif.cli import cluster, local
+    from mmrlaif.cli import cluster, estimate, local
 
     parser = argparse.ArgumentParser(prog="mmrlaif", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
     local.register(add)
     cluster.register(add)
+    estimate.register(add)
     return parser
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mmrlaif.config.estimate import EstimateConfig
 from mmrlaif.config.platform import (
     DataConfig,
     GateConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "ConfigError",
     "DPOConfig",
     "DataConfig",
+    "EstimateConfig",
     "EvalConfig",
     "GateConfig",
     "KFPConfig",
@@ -120,6 +122,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     kfp: KFPConfig = field(default_factory=KFPConfig)
+    estimate: EstimateConfig = field(default_factory=EstimateConfig)
 
 
 def load_config(

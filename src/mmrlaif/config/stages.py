@@ -136,16 +136,42 @@ class SamplingConfig:
         max_new_tokens: Generation budget (reference 512; the toy world needs far fewer).
         prompts_per_batch: Prompts per ``generate`` call (each expanded to ``n`` rows).
         seed: Run seed; each (prompt, sample) draws from its own stream derived from it.
-        backend: Generation backend (``transformers``; an OpenAI-compatible / vLLM backend
-            can be added behind the same interface).
+        backend: Generation backend: ``transformers`` (the policy loaded in-process) or
+            ``openai`` (an OpenAI-compatible chat-completions endpoint, e.g. vLLM, serving
+            the policy; see :mod:`mmrlaif.sampling.endpoint`).
+        endpoint: API root of the ``openai`` backend, e.g. ``http://host:8000/v1``
+            (required for it).
+        endpoint_model: The served model name sent as ``model`` (``None``: omitted, the
+            server's default model answers, as vLLM does).
+        max_in_flight: ``openai``: most concurrent requests.
+        per_prompt_requests: ``openai``: one request per prompt asking for ``n`` choices
+            (seeded from the prompt alone; the server seeds choice ``i`` with that seed + i)
+            instead of one request per (prompt, sample). Faster on vLLM, but a sample is then
+            reproducible only with its prompt's whole request on the same server, not on its
+            own, and differs from the per-sample mode's sample.
+        api_key_env: ``openai``: environment variable holding the API key (unset: none).
     """
 
-    backend: Literal["transformers"] = "transformers"
+    backend: Literal["transformers", "openai"] = "transformers"
     n: int = 10
     temperature: float = 0.7
     max_new_tokens: int = 512
     prompts_per_batch: int = 8
     seed: int = 0
+    endpoint: str | None = None
+    endpoint_model: str | None = None
+    max_in_flight: int = 8
+    per_prompt_requests: bool = False
+    api_key_env: str = "OPENAI_API_KEY"
+
+    def __post_init__(self) -> None:
+        if self.backend == "openai" and not self.endpoint:
+            raise ConfigError(
+                "endpoint is required when backend is 'openai' "
+                "(the API root, e.g. http://host:8000/v1)"
+            )
+        if self.max_in_flight < 1:
+            raise ConfigError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
 
 
 @dataclass(frozen=True)
@@ -360,12 +386,28 @@ class PipelineConfig:
             (the new one or the incumbent): ``object_f1`` (harmonic mean of 1 - CHAIR_i and
             Cover), ``chair_i``, ``chair_s`` (lower is better) or ``cover``.
         name: Pipeline name in KFP and the parent run's name prefix in MLflow.
+        shards: RLAIF-V: split each iteration's prompts into this many shards, sampled and
+            labeled by parallel tasks (``dsl.ParallelFor``) and merged before the pairs; the
+            results do not depend on it (per-(prompt, sample) seeds).
+        max_parallel_shards: Shards running at once (0: all).
+        shard_cache: A folder or ``s3://`` prefix where each finished shard is kept under a
+            key of its inputs (prompts, policy, settings); a rerun reuses finished shards and
+            redoes only missing or partial ones (``null``: no reuse).
     """
 
     method: Literal["rlaifv", "povid"] = "rlaifv"
     iterations: int = 3
     select_metric: Literal["object_f1", "chair_i", "chair_s", "cover"] = "object_f1"
     name: str = "mmrlaif"
+    shards: int = 1
+    max_parallel_shards: int = 0
+    shard_cache: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise ConfigError(f"shards must be >= 1, got {self.shards}")
+        if self.max_parallel_shards < 0:
+            raise ConfigError(f"max_parallel_shards must be >= 0, got {self.max_parallel_shards}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from mmrlaif import artifacts
@@ -108,15 +109,38 @@ def label_step(
     The self-feedback labeler is the current policy (``labeling.labeler: policy``) or the
     pipeline's starting policy (``initial``). Writes ``feedback.parquet`` and ``stats.json``.
     """
+    from mmrlaif.sharding import ShardCache, content_key, mark_reused, rows_key
+    from mmrlaif.tracking.lineage import tree_sha256
+
     labeler_run = initial_run if cfg.labeling.labeler == "initial" else policy_run
     labeler = artifacts.model_dir(labeler_run) if cfg.labeling.labeler in SELF_LABELERS else ""
+    samples = artifacts.table(samples_dir, "samples")
+    prompts = WorldPaths(Path(world_dir)).prompts("align")
+    cache = ShardCache(cfg.pipeline.shard_cache) if cfg.pipeline.shard_cache else None
+    key = ""
+    if cache is not None:  # a finished shard of the same samples, labeler and settings
+        sample_rows = read_rows(samples)
+        ids = {r["prompt_id"] for r in sample_rows}
+        key = content_key(
+            "feedback",
+            rows_key(sample_rows, ("prompt_id", "sample_idx", "response")),
+            rows_key(
+                [r for r in read_rows(prompts) if r["prompt_id"] in ids],
+                ("prompt_id", "question", "image"),
+            ),
+            tree_sha256(labeler) if labeler else cfg.labeling.endpoint,
+            asdict(cfg.labeling),
+            cfg.model.dtype,
+        )
+        if cache.restore("feedback", key, out_dir):
+            data = mark_reused(out_dir, key)
+            return FeedbackStats(
+                **{f.name: data[f.name] for f in fields(FeedbackStats) if f.name in data}
+            )
     stats = label_stage(
-        labeler,
-        cfg.model,
-        cfg.labeling,
-        artifacts.table(samples_dir, "samples"),
-        WorldPaths(Path(world_dir)).prompts("align"),
-        artifacts.table(out_dir, "feedback"),
+        labeler, cfg.model, cfg.labeling, samples, prompts, artifacts.table(out_dir, "feedback")
     )
     artifacts.write_stats(out_dir, stats)
+    if cache is not None:
+        cache.publish("feedback", key, out_dir)
     return stats

@@ -1,5 +1,5 @@
-"""Sampling backends behind one interface: the transformers backend runs here; a vLLM or
-OpenAI-compatible backend (GPU, behind an extra) plugs in with the same signature."""
+"""Sampling backends behind one interface: ``transformers`` generates in-process;
+``openai`` asks an OpenAI-compatible endpoint such as vLLM (:mod:`mmrlaif.sampling.endpoint`)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,19 @@ def make_backend(
 ) -> SamplingBackend:
     """The backend named by ``cfg.backend``.
 
+    ``openai`` does not load ``policy``: the endpoint serves the model (it should serve the
+    current policy for on-policy sampling).
+
     Raises:
-        ConfigError: Naming ``sampling.backend`` for a backend this build does not have.
+        ConfigError: Naming ``sampling.backend`` for a backend this build does not have, or
+            ``sampling.endpoint`` when the ``openai`` backend has none.
     """
     if cfg.backend == "transformers":
         return TransformersBackend(policy, model_cfg)
+    if cfg.backend == "openai":
+        from mmrlaif.sampling.endpoint import OpenAISamplingBackend
+
+        if not cfg.endpoint:
+            raise ConfigError("sampling.endpoint: required when sampling.backend is 'openai'")
+        return OpenAISamplingBackend(cfg.endpoint, cfg.endpoint_model, cfg.api_key_env)
     raise ConfigError(f"sampling.backend: {cfg.backend!r} is not available")

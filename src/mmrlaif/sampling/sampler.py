@@ -14,19 +14,32 @@ from transformers import PreTrainedModel, ProcessorMixin
 from mmrlaif.config import SamplingConfig
 from mmrlaif.io import cell_to_image
 from mmrlaif.models.chat import format_prompt
-from mmrlaif.sampling.seeded import SeededGumbelSampler, sample_seed
+from mmrlaif.sampling.seeded import sample_seed, seeded_generate
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SamplingStats:
-    """Rows in and out, generated tokens and wall time of a sampling run."""
+    """Rows in and out, generated tokens and wall time of a sampling run.
+
+    Attributes:
+        prompts_in: Prompts sampled.
+        samples_out: Sample rows written.
+        new_tokens: Generated tokens (end-of-sequence included, padding not).
+        seconds: Wall time.
+        requests: Endpoint backends: HTTP requests sent, retries included (0 in-process).
+        retries: Endpoint backends: requests that were retries of a transient error.
+        failures: Endpoint backends: requests that failed for good.
+    """
 
     prompts_in: int
     samples_out: int
     new_tokens: int
     seconds: float
+    requests: int = 0
+    retries: int = 0
+    failures: int = 0
 
     @property
     def tokens_per_second(self) -> float:
@@ -78,19 +91,9 @@ def sample_candidates(
             padding_side="left",
         ).to(model.device)
         seeds = [sample_seed(cfg.seed, pid, j) for pid in ids for j in range(cfg.n)]
-        out = model.generate(
-            **enc,
-            do_sample=True,
-            num_return_sequences=cfg.n,
-            max_new_tokens=cfg.max_new_tokens,
-            logits_processor=[SeededGumbelSampler(seeds, cfg.temperature)],
-            temperature=1.0,
-            top_k=None,
-            top_p=None,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
+        generated = seeded_generate(
+            model, tok, enc, seeds, cfg.n, cfg.temperature, cfg.max_new_tokens
         )
-        generated = out[:, enc["input_ids"].shape[1] :]
         new_tokens += int((generated != tok.pad_token_id).sum())
         texts = tok.batch_decode(generated, skip_special_tokens=True)
         for row, text in enumerate(texts):

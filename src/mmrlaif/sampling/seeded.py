@@ -7,15 +7,17 @@ row's own generator to the temperature-scaled logits and keeps only the arg-max 
 trick: the arg-max of ``logits / T + Gumbel`` is a draw from ``softmax(logits / T)``). The
 remaining sampling step of ``generate`` then has a single choice, so the global stream plays no
 part and a rerun, another batch size or another shard gives the same samples.
+:func:`seeded_generate` is the one ``generate`` call that both the in-process backend and the
+loopback chat server (``mmrlaif.models.server``) sample with.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
-from transformers import LogitsProcessor
+from transformers import LogitsProcessor, PreTrainedModel, PreTrainedTokenizerBase
 
 
 def sample_seed(seed: int, prompt_id: str, sample_idx: int) -> int:
@@ -52,3 +54,43 @@ class SeededGumbelSampler(LogitsProcessor):
         out = torch.full_like(scores, float("-inf"))
         out[torch.arange(scores.shape[0]), choice] = 0.0
         return out
+
+
+def seeded_generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    enc: Mapping[str, torch.Tensor],
+    seeds: Sequence[int],
+    num_return_sequences: int,
+    temperature: float,
+    max_new_tokens: int,
+) -> torch.Tensor:
+    """Sample ``num_return_sequences`` continuations per encoded prompt, one seed per row.
+
+    Args:
+        model: The VLM.
+        tokenizer: Its tokenizer (pad and end-of-sequence tokens).
+        enc: The processor's output for the prompts (left-padded when several).
+        seeds: One seed per output row: prompts expanded by ``num_return_sequences``, in
+            ``generate``'s order (prompt-major).
+        num_return_sequences: Rows per prompt.
+        temperature: Sampling temperature (> 0).
+        max_new_tokens: Generation budget.
+
+    Returns:
+        The generated token ids without the prompt, one row per seed, padded with the pad
+        token after a row's end of sequence.
+    """
+    out = model.generate(
+        **enc,
+        do_sample=True,
+        num_return_sequences=num_return_sequences,
+        max_new_tokens=max_new_tokens,
+        logits_processor=[SeededGumbelSampler(seeds, temperature)],
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return out[:, enc["input_ids"].shape[1] :]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from mmrlaif import artifacts
@@ -29,19 +29,45 @@ def sample_stage(
 
 
 def sample_step(
-    cfg: Config, iteration: int, policy_run: str | Path, world_dir: str | Path, out_dir: str | Path
+    cfg: Config,
+    iteration: int,
+    policy_run: str | Path,
+    world_dir: str | Path,
+    out_dir: str | Path,
+    shard: int = 0,
 ) -> SamplingStats:
     """One iteration's sampling from pipeline artifacts: the align prompts, fresh seeds.
 
-    Writes ``samples.parquet`` and ``stats.json`` under ``out_dir``.
+    With ``pipeline.shards`` > 1 only shard ``shard`` of the prompts is sampled; with
+    ``pipeline.shard_cache`` a finished shard of the same inputs is reused instead of
+    recomputed. Writes ``samples.parquet`` and ``stats.json`` under ``out_dir``.
     """
+    from mmrlaif.sharding import ShardCache, content_key, mark_reused, rows_key, shard_rows
+    from mmrlaif.tracking.lineage import tree_sha256
+
     sampling = replace(cfg.sampling, seed=iteration_seed(cfg.sampling.seed, iteration))
-    stats = sample_stage(
-        artifacts.model_dir(policy_run),
-        cfg.model,
-        sampling,
-        WorldPaths(Path(world_dir)).prompts("align"),
-        artifacts.table(out_dir, "samples"),
+    model = artifacts.model_dir(policy_run)
+    rows = shard_rows(
+        read_rows(WorldPaths(Path(world_dir)).prompts("align")), shard, cfg.pipeline.shards
     )
+    cache = ShardCache(cfg.pipeline.shard_cache) if cfg.pipeline.shard_cache else None
+    key = ""
+    if cache is not None:
+        prompts = rows_key(rows, ("prompt_id", "question", "image"))
+        key = content_key("samples", prompts, tree_sha256(model), asdict(sampling), cfg.model.dtype)
+        if cache.restore("samples", key, out_dir):
+            mark_reused(out_dir, key)
+            return _stats(out_dir)
+    backend = make_backend(model, cfg.model, sampling)
+    samples, stats = backend.sample(rows, sampling)
+    write_table(samples, artifacts.table(out_dir, "samples"))
     artifacts.write_stats(out_dir, stats)
+    if cache is not None:
+        cache.publish("samples", key, out_dir)
     return stats
+
+
+def _stats(out_dir: str | Path) -> SamplingStats:
+    """The statistics a (restored) shard folder holds."""
+    data = artifacts.read_stats(out_dir)
+    return SamplingStats(**{f.name: data[f.name] for f in fields(SamplingStats) if f.name in data})

@@ -165,3 +165,32 @@ def test_local_runs_get_no_kubernetes_settings() -> None:
         docs = list(yaml.safe_load_all(out.read_text()))
     assert len(docs) == 1
     assert "retryPolicy" not in yaml.safe_dump(docs[0])
+
+
+def test_sharded_sampling_and_labeling_run_as_parallel_gpu_tasks(tmp_path) -> None:
+    overrides = {"pipeline.shards": 8, "pipeline.max_parallel_shards": 4, "pipeline.iterations": 1}
+    _, spec, executors = _compile(tmp_path / "p.yaml", overrides)
+    tasks = spec["root"]["dag"]["tasks"]
+    [loop] = [name for name in tasks if name.startswith("for-loop")]
+    assert tasks[loop]["iteratorPolicy"] == {"parallelismLimit": 4}
+    items = tasks[loop]["parameterIterator"]["items"]["raw"]
+    assert yaml.safe_load(items) == list(range(8))
+    inner = spec["components"][tasks[loop]["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(inner) == {"sample", "label"}
+    deployment = spec["deploymentSpec"]["executors"]
+    for task in inner.values():
+        label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+        resources = deployment[label]["container"]["resources"]
+        assert resources["accelerator"]["resourceCount"] == "1"  # one GPU per shard task
+        assert executors[label]["tolerations"][0]["key"] == "nvidia.com/gpu"
+        assert executors[label]["nodeSelector"]["labels"]["nvidia.com/gpu.product"]
+        assert task["cachingOptions"] == {}  # caching off: fresh samples every run
+    merge = tasks["merge-shards"]
+    assert merge["dependentTasks"] == [loop]
+    assert "accelerator" not in deployment[_executor(spec, "merge-shards")]["container"].get(
+        "resources", {}
+    )
+    assert tasks["build-pairs"]["inputs"]["artifacts"]["feedback"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "merged_feedback",
+        "producerTask": "merge-shards",
+    }
