@@ -150,6 +150,12 @@ class SamplingConfig:
             reproducible only with its prompt's whole request on the same server, not on its
             own, and differs from the per-sample mode's sample.
         api_key_env: ``openai``: environment variable holding the API key (unset: none).
+        serve_policy: ``openai``: start an OpenAI-compatible server on the current policy
+            inside the sampling task (on its GPU), sample through it, stop it at the end;
+            ``endpoint`` is then that server.
+        serve_command: The server's command; ``{model}``, ``{host}``, ``{port}`` are filled
+            in (vLLM by default; ``python -m mmrlaif.models.serve ...`` serves the tiny model).
+        serve_timeout_s: How long to wait for the server to answer ``/health``.
     """
 
     backend: Literal["transformers", "openai"] = "transformers"
@@ -163,12 +169,19 @@ class SamplingConfig:
     max_in_flight: int = 8
     per_prompt_requests: bool = False
     api_key_env: str = "OPENAI_API_KEY"
+    serve_policy: bool = False
+    serve_command: tuple[str, ...] = (
+        "vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}", "--seed", "0",
+    )  # fmt: skip
+    serve_timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
-        if self.backend == "openai" and not self.endpoint:
+        if self.serve_policy and self.backend != "openai":
+            raise ConfigError("serve_policy needs backend: openai (it samples through a server)")
+        if self.backend == "openai" and not (self.endpoint or self.serve_policy):
             raise ConfigError(
                 "endpoint is required when backend is 'openai' "
-                "(the API root, e.g. http://host:8000/v1)"
+                "(the API root, e.g. http://host:8000/v1), unless serve_policy is on"
             )
         if self.max_in_flight < 1:
             raise ConfigError(f"max_in_flight must be >= 1, got {self.max_in_flight}")

@@ -239,6 +239,8 @@ class VLMChatServer:
             def do_GET(self) -> None:
                 if self.path.rstrip("/") == "/v1/models":
                     self._send(200, {"object": "list", "data": [{"id": server.model_name}]})
+                elif self.path.rstrip("/") == "/health":  # readiness, as vLLM answers it
+                    self._send(200, {})
                 else:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
 

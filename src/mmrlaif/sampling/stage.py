@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from mmrlaif.artifacts import iteration_seed
 from mmrlaif.config import Config, ModelConfig, SamplingConfig
 from mmrlaif.io import read_rows, write_table
 from mmrlaif.sampling.backends import make_backend
+from mmrlaif.sampling.policy_server import policy_server
 from mmrlaif.sampling.sampler import SamplingStats
 from mmrlaif.toyworld import WorldPaths
 
@@ -58,8 +60,14 @@ def sample_step(
         if cache.restore("samples", key, out_dir):
             mark_reused(out_dir, key)
             return _stats(out_dir)
-    backend = make_backend(model, cfg.model, sampling)
-    samples, stats = backend.sample(rows, sampling)
+    with contextlib.ExitStack() as stack:
+        if sampling.serve_policy:  # a server on this very policy, for this task only
+            url = stack.enter_context(
+                policy_server(model, sampling.serve_command, sampling.serve_timeout_s)
+            )
+            sampling = replace(sampling, endpoint=url)
+        backend = make_backend(model, cfg.model, sampling)
+        samples, stats = backend.sample(rows, sampling)
     write_table(samples, artifacts.table(out_dir, "samples"))
     artifacts.write_stats(out_dir, stats)
     if cache is not None:
