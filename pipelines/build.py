@@ -78,6 +78,27 @@ _PROGRESS = re.compile(
 )
 
 
+@contextlib.contextmanager
+def _restore_print_and_logging():
+    """Put ``builtins.print`` and the root logger back as they were after a local run.
+
+    kfp.local swaps both per task (an indenting ``print``, a handler on ``sys.stdout``) and
+    restores what it saw at the start; when tasks run at once (the shards of a
+    ``dsl.ParallelFor``, in threads) one task can "restore" another's replacement, leaving
+    every later ``print`` indented and the root logger writing to a closed stream.
+    """
+    import builtins
+
+    root = logging.getLogger()
+    saved_print, saved_handlers, saved_level = builtins.print, root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        builtins.print = saved_print
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+
+
 def run_local(cfg: Config, tracking_uri: str) -> Path:
     """Run the pipeline here with ``kfp.local`` (one subprocess per task).
 
@@ -103,6 +124,7 @@ def run_local(cfg: Config, tracking_uri: str) -> Path:
     logger.info("running %s locally; task logs in %s", cfg.pipeline.method, log_path)
     with (
         log_path.open("w") as log,
+        _restore_print_and_logging(),
         contextlib.redirect_stdout(_Progress(log, sys.stdout)),
         warnings.catch_warnings(),
     ):

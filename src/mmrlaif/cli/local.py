@@ -23,6 +23,14 @@ def register(add: AddCommand) -> None:
     p.add_argument("--out", help="report JSON (default: <run.output_dir>/eval.json)")
     add("demo", _cmd_demo, "world -> base policy (SFT) -> evaluation, printing the figures")
     add("run", _cmd_run, "run the configured pipeline here with kfp.local, tracked in MLflow")
+    p = add("ablate", _cmd_ablate, "run the pipeline under several variants and seeds, compared")
+    p.add_argument(
+        "--variants",
+        default="iterative,one_shot,self_labeler,dpo_only,povid",
+        help="comma-separated (iterative, one_shot, self_labeler, dpo_only, povid)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", help="folder (default: <run.output_dir>/ablation)")
     p = add(
         "report",
         _cmd_report,
@@ -120,6 +128,24 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
         f"\nwall time: {time.perf_counter() - start:.0f} s"
         f"\nMLflow run {summary['run_id']} in {uri}\nlook at it with: {open_ui_command(uri)}"
     )
+
+
+def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:
+    from mmrlaif.config import check_local_paths
+    from mmrlaif.pipelines.ablation import run_ablation, summarize, variant_config
+    from mmrlaif.tracking.steps import tracking_uri
+
+    check_local_paths(cfg)
+    variants = [v for v in args.variants.split(",") if v]
+    out = Path(args.out or Path(cfg.run.output_dir) / "ablation")
+    for variant in variants:  # unknown names fail before anything runs
+        variant_config(cfg, variant, args.seeds[0], out, None)
+    start = time.perf_counter()
+    runs = run_ablation(cfg, variants, args.seeds, out, tracking_uri(cfg))
+    print((out / "results.md").read_text())
+    wall = time.perf_counter() - start
+    print(f"{len(runs)} runs, {len(summarize(runs))} variants, wall time {wall:.0f} s")
+    print(f"results: {out / 'results.md'}, {out / 'results.json'}, plot {out / 'ablation.png'}")
 
 
 def _cmd_report(cfg: Config, args: argparse.Namespace) -> None:

@@ -133,6 +133,10 @@ def log_iteration_step(
     if candidate_report_dir is not None:
         candidate = headline_of(_read_json(Path(candidate_report_dir) / artifacts.EVAL_REPORT))
         stats["candidate"] = candidate
+    entries = json.loads(history) if history else []
+    checker = checker_accuracy(cfg, entries)
+    if iteration > 0 and checker is not None:
+        stats["checker"] = {"pope_adversarial_accuracy": checker}
     records = {}
     if pairs_dir is not None:
         feedback = artifacts.table(feedback_dir, "feedback") if feedback_dir else None
@@ -169,11 +173,11 @@ def log_iteration_step(
             candidate_report_dir,
             {"iteration": str(iteration), "data.pairs_sha": _table_sha(pairs_dir, "pairs")},
         )
-    entries = json.loads(history) if history else []
     entries.append(
         {
             "iteration": iteration,
             "headline": headline,
+            "checker_accuracy": checker,
             "kept_new": selection.get("keep_new"),
             "pairs": dpo.get("n_pairs"),
             "skipped_reason": dpo.get("skipped_reason"),
@@ -181,6 +185,22 @@ def log_iteration_step(
         }
     )
     return json.dumps(entries)
+
+
+def checker_accuracy(cfg: Config, entries: list[dict[str, Any]]) -> float | None:
+    """POPE adversarial accuracy of the model that labeled this iteration's answers.
+
+    The frozen starting policy (``labeling.labeler: initial``) is iteration 0's policy; the
+    current policy (``policy``) is the one the previous iteration carried forward. A separate
+    labeler (a checkpoint or an endpoint) is not evaluated here: ``None``.
+    """
+    if not entries or "pope_adversarial_accuracy" not in entries[0]["headline"]:
+        return None
+    if cfg.labeling.labeler == "initial":
+        return entries[0]["headline"]["pope_adversarial_accuracy"]
+    if cfg.labeling.labeler == "policy":
+        return entries[-1]["headline"].get("pope_adversarial_accuracy")
+    return None
 
 
 def _table_sha(folder: str | Path | None, name: str) -> str:

@@ -1,0 +1,40 @@
+"""The ablation runner at its smallest (one seed, two variants, one iteration) through the CLI:
+the structure of its table and the shared base policy, not the numbers."""
+
+import json
+
+import pytest
+import yaml
+
+from mmrlaif.cli import main
+from tests.integration.test_pipeline import MINIMAL
+
+pytestmark = pytest.mark.integration
+
+
+def test_ablate_writes_a_table_a_plot_and_shares_the_base_policy(tmp_path, monkeypatch, capsys):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text(yaml.safe_dump({**MINIMAL, "run": {"output_dir": str(tmp_path / "run")}}))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    out = tmp_path / "ablation"
+    argv = ["ablate", "--config", str(preset), "--variants", "iterative,dpo_only"]
+    assert main([*argv, "--seeds", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = (out / "results.md").read_text()
+    assert table in printed
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| variant | seeds | CHAIR_i | change vs base |")
+    assert [r.split(" | ")[0] for r in rows[2:]] == ["| iterative", "| dpo_only"]
+    assert (out / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+    results = json.loads((out / "results.json").read_text())
+    assert [(r["variant"], r["seed"], len(r["headlines"])) for r in results["runs"]] == [
+        ("iterative", 0, 2),
+        ("dpo_only", 0, 2),
+    ]
+    # the second variant started from the first one's base policy, not a new SFT
+    [source] = (out / "seed0" / "dpo_only").glob("kfp/*/base-policy/policy/policy_source.json")
+    resolved = json.loads(source.read_text())
+    assert resolved["kind"] == "local" and "seed0/iterative/kfp" in resolved["path"]
+    base = [r["headlines"][0] for r in results["runs"]]
+    assert base[0] == base[1]  # hence the same starting figures
+    assert main([*argv[:3], "--variants", "both", "--out", str(out)]) == 2
