@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import json
 import os
 import signal
 import socket
@@ -440,16 +441,38 @@ def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
     if host not in (LOOPBACK, "localhost"):
         raise ValueError(f"fault_proxy only fronts loopback servers, not {upstream}")
     proxy = FaultProxy(upstream=upstream)
-    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), _make_handler(proxy))
+    with serve_http(_make_handler(proxy), "fault-proxy") as proxy.endpoint:
+        yield proxy
+
+
+# --------------------------------------------------------------------------------------------
+# Small in-process HTTP servers of the tests (scripted APIs)
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serve_http(
+    handler: type[http.server.BaseHTTPRequestHandler], name: str = "loopback-http"
+) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 (a free port) in a thread; yields ``http://127.0.0.1:PORT``
+    and stops the server afterwards."""
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
     server.daemon_threads = True
-    proxy.endpoint = f"http://{LOOPBACK}:{server.server_address[1]}"
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.05,), name="fault-proxy", daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), name=name, daemon=True)
     thread.start()
     try:
-        yield proxy
+        yield f"http://{LOOPBACK}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def send_json(handler: http.server.BaseHTTPRequestHandler, status: int, payload: object) -> None:
+    """Answer a request with ``payload`` as JSON."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

@@ -6,12 +6,13 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from mmrlaif.models.openai_client import EndpointError, OpenAIClient, OpenAITextGenerator
+from tests.servers import send_json, serve_http
 
 SECRET = "sk-test-0123456789abcdef"
 
@@ -35,24 +36,15 @@ class CompletionsServer:
         self.respond = respond
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        self._serving = serve_http(self._handler())
+        self.url = ""
 
     def __enter__(self) -> CompletionsServer:
-        self._thread.start()
+        self.url = f"{self._serving.__enter__()}/v1"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serving.__exit__(None, None, None)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -62,12 +54,7 @@ class CompletionsServer:
                 pass
 
             def _send(self, code: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, payload)
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from mmrlaif.sampling.backends import make_backend
 from mmrlaif.sampling.endpoint import EndpointError, OpenAISamplingBackend
 from mmrlaif.sampling.sampler import sample_candidates
 from mmrlaif.sampling.seeded import sample_seed, seeded_generate
+from tests.servers import send_json, serve_http
 
 
 @pytest.fixture(autouse=True)
@@ -118,23 +119,15 @@ class ScriptedChatServer:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        self._serving = serve_http(self._handler())
+        self.url = ""
 
     def __enter__(self) -> ScriptedChatServer:
-        self._thread.start()
+        self.url = f"{self._serving.__enter__()}/v1"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serving.__exit__(None, None, None)
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         question = body["messages"][0]["content"][1]["text"]
@@ -163,13 +156,7 @@ class ScriptedChatServer:
                 try:
                     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                     time.sleep(server.delay)
-                    status, payload = server.answer(body)
-                    data = json.dumps(payload).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    send_json(self, *server.answer(body))
                 finally:
                     with server._lock:
                         server.in_flight -= 1

@@ -16,7 +16,6 @@ import io
 import json
 import re
 import shutil
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.servers import LOOPBACK
+from tests.servers import send_json, serve_http
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -118,12 +117,7 @@ def _handler(server: JudgeServer) -> type[http.server.BaseHTTPRequestHandler]:
             pass
 
         def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, payload)
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -157,14 +151,6 @@ def _handler(server: JudgeServer) -> type[http.server.BaseHTTPRequestHandler]:
 def judge_server() -> Iterator[JudgeServer]:
     """A loopback chat-completions judge (real HTTP on 127.0.0.1), stopped after the test."""
     state = JudgeServer(base_url="")
-    httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), _handler(state))
-    httpd.daemon_threads = True
-    state.base_url = f"http://{LOOPBACK}:{httpd.server_address[1]}/v1"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serve_http(_handler(state), "judge") as root:
+        state.base_url = f"{root}/v1"
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
