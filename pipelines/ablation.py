@@ -37,6 +37,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     # the current policy checks its own answers (its checker can erode)
     "self_labeler": {"labeling.labeler": "policy"},
+    # the current policy checks its own answers, its check protected by yes/no replay
+    "self_labeler_replay": {"labeling.labeler": "policy", "pairs.replay_yesno": 100},
     # plain DPO: no SFT term on the chosen answer
     "dpo_only": {"dpo.trainer.loss_type": ["sigmoid"], "dpo.trainer.loss_weights": [1.0]},
     # POVID pairs (ground-truth answers with injected hallucinations, noised images)

@@ -26,8 +26,9 @@ def register(add: AddCommand) -> None:
     p = add("ablate", _cmd_ablate, "run the pipeline under several variants and seeds, compared")
     p.add_argument(
         "--variants",
-        default="iterative,one_shot,self_labeler,dpo_only,povid",
-        help="comma-separated (iterative, one_shot, self_labeler, dpo_only, povid)",
+        default="iterative,one_shot,self_labeler,self_labeler_replay,dpo_only,povid",
+        help="comma-separated, of: iterative, one_shot, self_labeler, self_labeler_replay, "
+        "dpo_only, povid",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", help="folder (default: <run.output_dir>/ablation)")

@@ -223,12 +223,23 @@ class LabelingConfig:
 
 @dataclass(frozen=True)
 class PairsConfig:
-    """RLAIF-V pair rules."""
+    """RLAIF-V pair rules.
+
+    Attributes:
+        min_gap: Smallest score gap between chosen and rejected.
+        max_pairs_per_prompt: At most this many pairs per prompt (drawn with ``seed``).
+        balance_lengths: Sweep the share of longer-chosen pairs as RLAIF-V does.
+        seed: Seed of the draws.
+        replay_yesno: Checker protection: mix this many yes/no questions of the SFT data into
+            each iteration's pairs (chosen: the right answer, rejected: the other), so that
+            caption-only DPO does not erode the policy's own yes/no check (0: none).
+    """
 
     min_gap: float = 1.0
     max_pairs_per_prompt: int = 2
     balance_lengths: bool = True
     seed: int = 0
+    replay_yesno: int = 0
 
 
 #: The field's benchmarks the evaluation can run (``mmrlaif.evaluation.benchmarks``).

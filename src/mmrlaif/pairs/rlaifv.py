@@ -54,6 +54,7 @@ class PairStats:
     pairs_out: int
     skips: dict[str, int] = field(default_factory=dict)
     length_ratio: float | None = None
+    replayed_yesno: int = 0
 
 
 def n_words(text: str) -> int:

@@ -139,14 +139,38 @@ def pairs_step(
 ) -> PairStats:
     """One iteration's RLAIF-V pairs from pipeline artifacts (``pairs.parquet``, ``stats.json``)."""
     pairs_cfg = replace(cfg.pairs, seed=iteration_seed(cfg.pairs.seed, iteration))
+    world = WorldPaths(Path(world_dir))
+    table = artifacts.table(out_dir, "pairs")
     stats = pairs_stage(
-        pairs_cfg,
-        artifacts.table(feedback_dir, "feedback"),
-        WorldPaths(Path(world_dir)).prompts("align"),
-        artifacts.table(out_dir, "pairs"),
+        pairs_cfg, artifacts.table(feedback_dir, "feedback"), world.prompts("align"), table
     )
+    if pairs_cfg.replay_yesno and stats.pairs_out:  # never turns "no pairs" into training
+        replay = yesno_replay_rows(read_rows(world.sft), pairs_cfg.replay_yesno, pairs_cfg.seed)
+        write_table(read_rows(table) + replay, table)
+        stats.replayed_yesno = len(replay)
     artifacts.write_stats(out_dir, stats)
     return stats
+
+
+def yesno_replay_rows(sft_rows: list[dict], count: int, seed: int) -> list[dict]:
+    """``count`` yes/no questions of the SFT data as pairs (chosen: the right answer), drawn
+    with ``seed``; fewer when the data has fewer."""
+    import random
+
+    from mmrlaif.pairs.table import pair_row
+
+    yesno = [r for r in sft_rows if r["kind"] == "yesno"]
+    picked = random.Random(seed).sample(yesno, min(count, len(yesno)))
+    other = {"Yes": "No", "No": "Yes"}
+    return [
+        pair_row(
+            {"prompt_id": r["example_id"], "question": r["question"], "image": r["image"]},
+            r["answer"],
+            other[r["answer"]],
+            "replay_yesno",
+        )
+        for r in picked
+    ]
 
 
 def povid_step(

@@ -16,7 +16,7 @@ from typing import Any
 from mmrlaif.models.chat import format_completion, format_prompt
 from mmrlaif.pairs.rlaifv import Pair
 
-SOURCES: tuple[str, ...] = ("rlaifv", "povid_text", "povid_noise", "external")
+SOURCES: tuple[str, ...] = ("rlaifv", "povid_text", "povid_noise", "external", "replay_yesno")
 
 
 def pair_row(

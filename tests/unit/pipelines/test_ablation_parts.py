@@ -31,6 +31,8 @@ def test_variants_change_only_what_they_name(tmp_path):
     plain = variant_config(cfg, "dpo_only", 0, tmp_path, None).dpo.trainer
     assert (plain["loss_type"], plain["loss_weights"]) == (["sigmoid"], [1.0])
     assert variant_config(cfg, "povid", 0, tmp_path, None).pipeline.method == "povid"
+    replay = variant_config(cfg, "self_labeler_replay", 0, tmp_path, None)
+    assert (replay.labeling.labeler, replay.pairs.replay_yesno) == ("policy", 100)
     with pytest.raises(ConfigError, match="unknown ablation variant 'both'"):
         variant_config(cfg, "both", 0, tmp_path, None)
 
