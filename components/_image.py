@@ -1,5 +1,7 @@
 """The container image every task runs in: one place, read by all components."""
 
-#: Image with the library, kfp and torch installed (``images/``); overridden per task by the
-#: pipeline's Kubernetes settings for GPU tasks.
-BASE_IMAGE = "ghcr.io/mmrlaif/mmrlaif:0.1.0"
+from mmrlaif.images import release_image
+
+#: This release's CPU image (``images/versions.yaml``); the pipeline's Kubernetes settings set
+#: each task's image (CPU or GPU) on top.
+BASE_IMAGE = release_image("cpu")

@@ -18,12 +18,15 @@ import json
 import logging
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mmrlaif.io import copy_tree, read_rows, s3, write_table
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def shard_bounds(n: int, shard: int, shards: int) -> tuple[int, int]:
@@ -108,12 +111,13 @@ class ShardCache:
         return where
 
 
-def mark_reused(out_dir: str | Path, key: str) -> dict[str, Any]:
-    """Note in a restored shard's ``stats.json`` that it was reused; returns the stats."""
+def reused_stats(out_dir: str | Path, key: str, stats_type: type[T]) -> T:
+    """A restored shard's statistics as ``stats_type`` (a dataclass; fields its ``stats.json``
+    lacks keep their defaults), noting in that file that the shard was reused."""
     path = Path(out_dir) / "stats.json"
     stats = json.loads(path.read_text()) if path.is_file() else {}
     path.write_text(json.dumps({**stats, "reused_shard": key}, indent=2))
-    return stats
+    return stats_type(**{f.name: stats[f.name] for f in fields(stats_type) if f.name in stats})
 
 
 def merge_tables(parts: Sequence[str | Path], name: str, out_dir: str | Path) -> int:

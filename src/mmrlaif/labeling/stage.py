@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 from mmrlaif import artifacts
@@ -109,7 +109,7 @@ def label_step(
     The self-feedback labeler is the current policy (``labeling.labeler: policy``) or the
     pipeline's starting policy (``initial``). Writes ``feedback.parquet`` and ``stats.json``.
     """
-    from mmrlaif.sharding import ShardCache, content_key, mark_reused, rows_key
+    from mmrlaif.sharding import ShardCache, content_key, reused_stats, rows_key
     from mmrlaif.tracking.lineage import tree_sha256
 
     labeler_run = initial_run if cfg.labeling.labeler == "initial" else policy_run
@@ -133,10 +133,7 @@ def label_step(
             cfg.model.dtype,
         )
         if cache.restore("feedback", key, out_dir):
-            data = mark_reused(out_dir, key)
-            return FeedbackStats(
-                **{f.name: data[f.name] for f in fields(FeedbackStats) if f.name in data}
-            )
+            return reused_stats(out_dir, key, FeedbackStats)
     stats = label_stage(
         labeler, cfg.model, cfg.labeling, samples, prompts, artifacts.table(out_dir, "feedback")
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from mmrlaif import artifacts
@@ -44,7 +44,7 @@ def sample_step(
     ``pipeline.shard_cache`` a finished shard of the same inputs is reused instead of
     recomputed. Writes ``samples.parquet`` and ``stats.json`` under ``out_dir``.
     """
-    from mmrlaif.sharding import ShardCache, content_key, mark_reused, rows_key, shard_rows
+    from mmrlaif.sharding import ShardCache, content_key, reused_stats, rows_key, shard_rows
     from mmrlaif.tracking.lineage import tree_sha256
 
     sampling = replace(cfg.sampling, seed=iteration_seed(cfg.sampling.seed, iteration))
@@ -58,8 +58,7 @@ def sample_step(
         prompts = rows_key(rows, ("prompt_id", "question", "image"))
         key = content_key("samples", prompts, tree_sha256(model), asdict(sampling), cfg.model.dtype)
         if cache.restore("samples", key, out_dir):
-            mark_reused(out_dir, key)
-            return _stats(out_dir)
+            return reused_stats(out_dir, key, SamplingStats)
     with contextlib.ExitStack() as stack:
         if sampling.serve_policy:  # a server on this very policy, for this task only
             url = stack.enter_context(
@@ -73,9 +72,3 @@ def sample_step(
     if cache is not None:
         cache.publish("samples", key, out_dir)
     return stats
-
-
-def _stats(out_dir: str | Path) -> SamplingStats:
-    """The statistics a (restored) shard folder holds."""
-    data = artifacts.read_stats(out_dir)
-    return SamplingStats(**{f.name: data[f.name] for f in fields(SamplingStats) if f.name in data})
