@@ -11,14 +11,13 @@ import ast
 import re
 from pathlib import Path
 
+import helm_python  # helm-python-sdk, a dev dependency: its absence is a failure, not a skip
 import kubernetes_validate
 import pytest
 import yaml
 
-helm_python = pytest.importorskip("helm_python", reason="helm-python-sdk (dev extra)")
-
-from mmrlaif.config import load_config  # noqa: E402
-from mmrlaif.images import load_versions  # noqa: E402
+from mmrlaif.config import load_config
+from mmrlaif.images import load_versions
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "helm" / "mmrlaif"
