@@ -12,15 +12,21 @@ def build_pairs(
     iteration: int,
     feedback: Input[Dataset],
     world: Input[Dataset],
+    policy: Input[Model],
     pairs: Output[Dataset],
     metrics: Output[Metrics],
 ):
-    """RLAIF-V pairs: score gap >= min_gap, at most k per prompt, length-balanced."""
+    """RLAIF-V pairs: score gap >= min_gap, at most k per prompt, length-balanced (plus the
+    policy's POVID pairs with ``pairs.add_povid``)."""
     from mmrlaif.config import parse_config
     from mmrlaif.pairs.stage import pairs_step
 
-    stats = pairs_step(parse_config(config), iteration, feedback.path, world.path, pairs.path)
+    stats = pairs_step(
+        parse_config(config), iteration, feedback.path, world.path, pairs.path, policy.path
+    )
     metrics.log_metric("pairs", stats.pairs_out)
+    for source, n in stats.added_povid.items():
+        metrics.log_metric(f"pairs_{source}", n)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)

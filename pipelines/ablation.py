@@ -43,6 +43,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dpo_only": {"dpo.trainer.loss_type": ["sigmoid"], "dpo.trainer.loss_weights": [1.0]},
     # POVID pairs (ground-truth answers with injected hallucinations, noised images)
     "povid": {"pipeline.method": "povid"},
+    # both: every RLAIF-V iteration adds the current policy's POVID pairs to its own
+    "rlaifv_povid": {"pairs.add_povid": True},
 }
 #: Figures of the results table (lower is better for the first two).
 FIGURES = ("chair_i", "chair_s", "cover", "pope_adversarial_accuracy")

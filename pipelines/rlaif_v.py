@@ -36,7 +36,9 @@ def rlaif_v_pipeline(cfg: Config, config_text: str, on_kubernetes: bool = True):
         policy, report, history = s.policy, s.report, s.history
         for i in range(1, iterations + 1):
             samples, feedback = sample_and_label(config, cfg, i, policy, s)
-            paired = build_pairs(config=config, iteration=i, feedback=feedback, world=s.world)
+            paired = build_pairs(
+                config=config, iteration=i, feedback=feedback, world=s.world, policy=policy
+            )
             step = train_and_select(
                 config, cfg, i, policy, report, paired.outputs["pairs"], s.world
             )

@@ -9,6 +9,7 @@ from mmrlaif.config import (
     WorldConfig,
     from_dict,
     load_config,
+    load_yaml,
     to_dict,
 )
 
@@ -153,3 +154,16 @@ def test_overlay_files_merge_sections_and_replace_lists(tmp_path):
         load_config([ROOT / "configs" / "tiny_cpu.yaml", tmp_path / "bad.yaml"])
     with pytest.raises(ConfigError, match="no config file"):
         load_config([])
+
+
+def test_exponent_floats_read_as_numbers_in_files_and_overrides(tmp_path):
+    # PyYAML (YAML 1.1) reads "1e-4" as a string, which reached the optimizer as one
+    path = write(tmp_path, "dpo:\n  trainer:\n    learning_rate: 1e-4\n")
+    assert load_config(path).dpo.trainer["learning_rate"] == 1e-4
+    from mmrlaif.cli import _overrides
+
+    assert _overrides(["dpo.trainer.learning_rate=3e-4", "run.output_dir=1e4x"]) == {
+        "dpo.trainer.learning_rate": 3e-4,
+        "run.output_dir": "1e4x",
+    }
+    assert load_yaml('a: "1e-4"\nb: 2E5\nc: 7') == {"a": "1e-4", "b": 2e5, "c": 7}

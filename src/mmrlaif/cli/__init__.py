@@ -9,9 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-import yaml
-
-from mmrlaif.config import ConfigError, load_config
+from mmrlaif.config import ConfigError, load_config, load_yaml
 
 logger = logging.getLogger("mmrlaif")
 
@@ -71,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, object]:
-    return key_values(pairs, "--set", yaml.safe_load)
+    return key_values(pairs, "--set", load_yaml)
 
 
 def key_values(

@@ -49,7 +49,14 @@ from mmrlaif.config.stages import (
     TrackingConfig,
     WorldConfig,
 )
-from mmrlaif.config.strict import ConfigError, from_dict, overlay, set_dotted, to_dict
+from mmrlaif.config.strict import (
+    ConfigError,
+    from_dict,
+    load_yaml,
+    overlay,
+    set_dotted,
+    to_dict,
+)
 
 __all__ = [
     "LANGUAGE_MODEL_LORA_TARGETS",
@@ -89,6 +96,7 @@ __all__ = [
     "config_to_yaml",
     "from_dict",
     "load_config",
+    "load_yaml",
     "parse_config",
     "to_dict",
 ]
@@ -148,7 +156,7 @@ def load_config(
     data: dict[str, Any] = {}
     for one in map(Path, paths):
         try:
-            loaded = yaml.safe_load(one.read_text()) or {}
+            loaded = load_yaml(one.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config {one}: {exc}") from exc
         if not isinstance(loaded, Mapping):
@@ -207,7 +215,7 @@ def parse_config(text: str, source: str = "config") -> Config:
         ConfigError: On unreadable YAML, unknown keys or wrong types.
     """
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot read {source}: {exc}") from exc
     if not isinstance(data, Mapping):

@@ -233,6 +233,8 @@ class PairsConfig:
         replay_yesno: Checker protection: mix this many yes/no questions of the SFT data into
             each iteration's pairs (chosen: the right answer, rejected: the other), so that
             caption-only DPO does not erode the policy's own yes/no check (0: none).
+        add_povid: RLAIF-V and POVID combined: each RLAIF-V iteration adds the POVID pairs
+            (``povid.*`` settings, the current policy answering on noised images) to its own.
     """
 
     min_gap: float = 1.0
@@ -240,6 +242,7 @@ class PairsConfig:
     balance_lengths: bool = True
     seed: int = 0
     replay_yesno: int = 0
+    add_povid: bool = False
 
 
 #: The field's benchmarks the evaluation can run (``mmrlaif.evaluation.benchmarks``).
@@ -408,7 +411,8 @@ class PipelineConfig:
             time.
         select_metric: Validation metric that decides which policy an iteration carries forward
             (the new one or the incumbent): ``object_f1`` (harmonic mean of 1 - CHAIR_i and
-            Cover), ``chair_i``, ``chair_s`` (lower is better) or ``cover``.
+            Cover), ``chair_i``, ``chair_s`` (lower is better) or ``cover``; ``latest`` carries
+            the newly trained policy forward whatever it scores (RLAIF-V's reference code).
         name: Pipeline name in KFP and the parent run's name prefix in MLflow.
         shards: RLAIF-V: split each iteration's prompts into this many shards, sampled and
             labeled by parallel tasks (``dsl.ParallelFor``) and merged before the pairs; the
@@ -421,7 +425,7 @@ class PipelineConfig:
 
     method: Literal["rlaifv", "povid"] = "rlaifv"
     iterations: int = 3
-    select_metric: Literal["object_f1", "chair_i", "chair_s", "cover"] = "object_f1"
+    select_metric: Literal["object_f1", "chair_i", "chair_s", "cover", "latest"] = "object_f1"
     name: str = "mmrlaif"
     shards: int = 1
     max_parallel_shards: int = 0

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
+import yaml
+
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-4`` as a float, as YAML 1.2 does (1.1 needs a dot)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely, ``1e-4`` being a float (not the string PyYAML makes of it).
+
+    Raises:
+        yaml.YAMLError: On unreadable YAML.
+    """
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
 
 
 class ConfigError(ValueError):

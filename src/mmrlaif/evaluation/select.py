@@ -2,7 +2,8 @@
 
 RLAIF-V picks, after each iteration, the checkpoint that evaluates best as the next iteration's
 policy. Here the choice is made on the validation split (never on the held-out eval split) by
-one configured metric.
+one configured metric, or (``latest``) not at all: the newly trained policy always goes on, as in
+RLAIF-V's reference code, and its validation figures are still recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ SELECT_METRICS: dict[str, bool] = {
     "chair_i": False,
     "chair_s": False,
 }
+#: The selection "metric" that always carries the newly trained policy forward.
+LATEST = "latest"
 
 
 def object_f1(chair_i: float, cover: float) -> float:
@@ -78,8 +81,13 @@ def select_policy(
 ) -> Selection:
     """Carry the new policy forward iff it is strictly better than the incumbent on ``metric``.
 
-    A tie keeps the incumbent (no change without evidence).
+    A tie keeps the incumbent (no change without evidence). ``latest`` always keeps the new one
+    (its figures are then validation object F1, for the record).
     """
+    if metric == LATEST:
+        a, b = metric_value("object_f1", new), metric_value("object_f1", incumbent)
+        reason = f"latest: the new policy goes on (validation object_f1 {a:.4f} vs {b:.4f})"
+        return Selection(True, metric, a, b, reason)
     higher = SELECT_METRICS.get(metric)
     a, b = metric_value(metric, new), metric_value(metric, incumbent)
     keep = a > b if higher else a < b

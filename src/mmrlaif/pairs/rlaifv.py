@@ -55,6 +55,7 @@ class PairStats:
     skips: dict[str, int] = field(default_factory=dict)
     length_ratio: float | None = None
     replayed_yesno: int = 0
+    added_povid: dict[str, int] = field(default_factory=dict)
 
 
 def n_words(text: str) -> int:

@@ -4,6 +4,7 @@ write the pairs table in TRL's layout."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,18 +137,35 @@ def pairs_step(
     feedback_dir: str | Path,
     world_dir: str | Path,
     out_dir: str | Path,
+    policy_run: str | Path | None = None,
 ) -> PairStats:
-    """One iteration's RLAIF-V pairs from pipeline artifacts (``pairs.parquet``, ``stats.json``)."""
+    """One iteration's RLAIF-V pairs from pipeline artifacts (``pairs.parquet``, ``stats.json``).
+
+    With ``pairs.replay_yesno`` the SFT data's yes/no questions join them (only when there are
+    RLAIF-V pairs); with ``pairs.add_povid`` the POVID pairs of ``policy_run`` join them.
+
+    Raises:
+        ConfigError: ``pairs.add_povid`` without ``policy_run``.
+    """
     pairs_cfg = replace(cfg.pairs, seed=iteration_seed(cfg.pairs.seed, iteration))
     world = WorldPaths(Path(world_dir))
     table = artifacts.table(out_dir, "pairs")
     stats = pairs_stage(
         pairs_cfg, artifacts.table(feedback_dir, "feedback"), world.prompts("align"), table
     )
+    extra: list[dict] = []
     if pairs_cfg.replay_yesno and stats.pairs_out:  # never turns "no pairs" into training
-        replay = yesno_replay_rows(read_rows(world.sft), pairs_cfg.replay_yesno, pairs_cfg.seed)
-        write_table(read_rows(table) + replay, table)
-        stats.replayed_yesno = len(replay)
+        extra += yesno_replay_rows(read_rows(world.sft), pairs_cfg.replay_yesno, pairs_cfg.seed)
+        stats = replace(stats, replayed_yesno=len(extra))
+    if pairs_cfg.add_povid:
+        if policy_run is None:
+            raise ConfigError("pairs.add_povid needs the current policy (policy_run)")
+        with tempfile.TemporaryDirectory() as tmp:
+            povid = povid_step(cfg, iteration, policy_run, world_dir, tmp)
+            extra += read_rows(artifacts.table(tmp, "pairs"))
+        stats = replace(stats, added_povid=povid.by_source)
+    if extra:
+        write_table(read_rows(table) + extra, table)
     artifacts.write_stats(out_dir, stats)
     return stats
 

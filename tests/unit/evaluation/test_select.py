@@ -25,3 +25,12 @@ def test_tie_keeps_the_incumbent_and_bad_input_is_named():
         metric_value("pope", h)
     with pytest.raises(ValueError, match="lacks 'cover'"):
         metric_value("object_f1", {"chair_i": 0.1})
+
+
+def test_latest_always_carries_the_new_policy_forward():
+    incumbent = {"chair_i": 0.10, "cover": 0.95}  # f1 = 0.9243
+    worse = {"chair_i": 0.0, "cover": 0.50}  # f1 = 0.6667
+    decision = select_policy("latest", worse, incumbent)
+    assert decision.keep_new and decision.metric == "latest"
+    assert decision.new == pytest.approx(2 / 3) and decision.incumbent == pytest.approx(1.71 / 1.85)
+    assert "latest" in decision.reason
