@@ -167,3 +167,10 @@ def test_exponent_floats_read_as_numbers_in_files_and_overrides(tmp_path):
         "run.output_dir": "1e4x",
     }
     assert load_yaml('a: "1e-4"\nb: 2E5\nc: 7') == {"a": "1e-4", "b": 2e5, "c": 7}
+
+
+def test_reject_threshold_is_a_share(tmp_path):
+    path = write(tmp_path, "labeling:\n  reject_threshold: 0.9\n")
+    assert load_config(path).labeling.reject_threshold == 0.9
+    with pytest.raises(ConfigError, match="reject_threshold must be in"):
+        load_config(path, {"labeling.reject_threshold": 1.5})

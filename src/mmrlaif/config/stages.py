@@ -208,6 +208,9 @@ class LabelingConfig:
         endpoint: Base URL of the OpenAI-compatible server (``openai`` labeler).
         batch_size: Questions per forward pass.
         prefix_cache: Encode each image once and reuse its KV cache across its questions.
+        reject_threshold: A claim is rejected when the labeler's P(no) / (P(yes) + P(no)) is
+            at least this: 0.5 is RLAIF-V's P(no) >= P(yes); higher rejects only confident
+            "no"s, fewer false rejections of what is there (a weaker labeler's main noise).
     """
 
     extractor: Literal["lexicon", "llm"] = "lexicon"
@@ -219,6 +222,11 @@ class LabelingConfig:
     endpoint: str | None = None
     batch_size: int = 64
     prefix_cache: bool = True
+    reject_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.reject_threshold <= 1.0:
+            raise ConfigError(f"reject_threshold must be in (0, 1], got {self.reject_threshold}")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def label_samples(
     extractor: ClaimExtractor,
     builder: QuestionBuilder,
     labeler: YesNoLabeler,
+    reject_threshold: float = 0.5,
 ) -> tuple[list[dict[str, Any]], FeedbackStats]:
     """Label every sample and score it.
 
@@ -45,6 +46,8 @@ def label_samples(
         extractor: Claim extractor.
         builder: Question builder.
         labeler: The yes/no labeler.
+        reject_threshold: A claim is rejected when the labeler's P(no) / (P(yes) + P(no)) is
+            at least this (0.5: P(no) >= P(yes), RLAIF-V's rule).
 
     Returns:
         Feedback rows (the sample's columns plus ``claims``, ``questions``, ``p_yes``, ``p_no``,
@@ -97,7 +100,8 @@ def label_samples(
     for s, claims, questions in per_sample:
         pid = str(s["prompt_id"])
         vs = [verdicts[distinct[(pid, q)]] for q in questions]
-        n_rejected = sum(not v.accepted for v in vs)
+        accepted = [v.accepted_at(reject_threshold) for v in vs]
+        n_rejected = accepted.count(False)
         n_claims += len(claims)
         rows.append(
             dict(s)
@@ -106,7 +110,7 @@ def label_samples(
                 "questions": questions,
                 "p_yes": [v.p_yes for v in vs],
                 "p_no": [v.p_no for v in vs],
-                "accepted": [v.accepted for v in vs],
+                "accepted": accepted,
                 "n_rejected": n_rejected,
                 "score": float(-n_rejected),
             }

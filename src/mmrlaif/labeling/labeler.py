@@ -1,7 +1,8 @@
 """Conquer: a VLM answers yes/no questions about an image; verdicts come from first-token logits.
 
 A claim is accepted iff P("yes") + P("Yes") > P("no") + P("No"), the probabilities read from
-the first answer token's distribution, never from parsed text (RLAIF-V).
+the first answer token's distribution, never from parsed text (RLAIF-V). A stricter labeler
+rejects only confident "no"s: P(no) / (P(yes) + P(no)) >= a threshold above 0.5.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class Verdict:
     def accepted(self) -> bool:
         """The claim holds iff P(yes) > P(no)."""
         return self.p_yes > self.p_no
+
+    def accepted_at(self, reject_threshold: float = 0.5) -> bool:
+        """The claim holds unless P(no) / (P(yes) + P(no)) >= ``reject_threshold`` (0.5: the
+        same verdict as :attr:`accepted`; no probability mass on either counts as 0.5)."""
+        total = self.p_yes + self.p_no
+        share_no = self.p_no / total if total > 0 else 0.5
+        return share_no < reject_threshold
 
 
 class YesNoLabeler(Protocol):

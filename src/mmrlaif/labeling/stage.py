@@ -90,7 +90,12 @@ def label_stage(
     extractor, builder = make_divide(cfg, model_cfg)
     labeler = make_labeler(policy, model_cfg, cfg)
     rows, stats = label_samples(
-        read_rows(samples_table), read_rows(prompts_table), extractor, builder, labeler
+        read_rows(samples_table),
+        read_rows(prompts_table),
+        extractor,
+        builder,
+        labeler,
+        cfg.reject_threshold,
     )
     write_table(rows, feedback_table)
     return stats

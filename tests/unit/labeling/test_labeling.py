@@ -185,3 +185,26 @@ def test_each_distinct_response_and_claim_is_divided_once(small_world, tiny_mode
     assert extractor.calls == 2  # two distinct responses
     assert builder.calls == 2  # claims: cup (three times), dog
     assert rows[0]["p_yes"] == rows[1]["p_yes"] == rows[2]["p_yes"][:1]
+
+
+def test_reject_threshold_rejects_only_confident_noes(small_world):
+    from mmrlaif.labeling.labeler import Verdict
+
+    # shares of "no": 0.3/(0.6+0.3) = 1/3, 0.35/(0.05+0.35) = 0.875, 0.45/(0.05+0.45) = 0.9
+    verdicts = [Verdict(0.6, 0.3), Verdict(0.05, 0.35), Verdict(0.05, 0.45)]
+
+    class Scripted:
+        def answer(self, images, questions):
+            return verdicts[: len(questions)]
+
+    prompts = io.read_rows(small_world.prompts("align"))[:1]
+    samples = [
+        {"prompt_id": prompts[0]["prompt_id"], "sample_idx": 0, "response": "A cup, a dog, a ball."}
+    ]
+    parts = (LexiconClaimExtractor(toy_lexicon()), TemplateQuestionBuilder(), Scripted())
+    [rlaifv] = label_samples(samples, prompts, *parts)[0]
+    [strict] = label_samples(samples, prompts, *parts, reject_threshold=0.9)[0]
+    assert rlaifv["accepted"] == [True, False, False] and rlaifv["score"] == -2.0
+    assert strict["accepted"] == [True, True, False] and strict["score"] == -1.0
+    assert Verdict(0.0, 0.0).accepted_at(0.5) is Verdict(0.0, 0.0).accepted is False
+    assert Verdict(0.0, 0.0).accepted_at(0.6) is True
