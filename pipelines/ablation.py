@@ -1,10 +1,10 @@
 """Ablations: the same pipeline under several configurations and seeds, side by side.
 
-Each seed trains its base policy once (the first variant's run) and every other variant of that
-seed starts from that very policy (``model.name_or_path`` = its folder), so variants differ only
-in what they change. Results: ``results.json`` (every run's per-iteration figures),
-``results.md`` (mean and spread over seeds per variant) and ``ablation.png`` (CHAIR_i and Cover
-against iteration).
+Each seed fine-tunes its base policy once and every variant of that seed starts from that very
+policy (``model.name_or_path`` = its folder), so variants differ only in what they change. Runs
+are separate ``mmrlaif run`` processes, several at a time with ``jobs``. Results:
+``results.json`` (every run's per-iteration figures), ``results.md`` (mean and spread over seeds
+per variant) and ``ablation.png`` (CHAIR_i and Cover against iteration).
 """
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrlaif.config import Config, ConfigError, from_dict, to_dict
+from mmrlaif.config import Config, ConfigError, config_to_yaml, from_dict, to_dict
 from mmrlaif.config.strict import set_dotted
 
 logger = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 #: Figures of the results table (lower is better for the first two).
 FIGURES = ("chair_i", "chair_s", "cover", "pope_adversarial_accuracy")
+#: Each run's (and each base's) configuration, in its folder.
+CONFIG_FILE = "config.yaml"
 
 
 @dataclass
@@ -92,34 +99,139 @@ def _resolve(value: Any, cfg: Config) -> Any:
     return value
 
 
+class AblationError(RuntimeError):
+    """Some runs of an ablation failed (the others' results are written)."""
+
+
 def run_ablation(
     cfg: Config,
     variants: Sequence[str],
     seeds: Sequence[int],
     out_dir: str | Path,
-    tracking_uri: str,
+    jobs: int = 1,
 ) -> list[AblationRun]:
     """Run every variant for every seed through the local pipeline, then write the results.
 
-    Returns:
-        The runs, in order.
-    """
-    from mmrlaif.pipelines.build import run_local
+    Each run is its own ``mmrlaif run`` process (its config in ``<run>/config.yaml``, its
+    output in ``<run>/ablation.log``), ``jobs`` at a time, each given ``cpus / jobs`` threads.
+    With ``model.name_or_path: null`` each seed's base policy is fine-tuned once
+    (``<out>/seed<k>/base``) and every variant of that seed starts from it. A run whose folder
+    already holds a finished run of the same config is reused, so an interrupted ablation
+    resumes where it stopped.
 
+    Returns:
+        The runs, in order (seed-major).
+
+    Raises:
+        AblationError: Naming each failed run and its log, after writing the others' results.
+    """
     out_dir = Path(out_dir)
-    runs: list[AblationRun] = []
-    for seed in seeds:
-        base: Path | None = None
-        for variant in variants:
-            vcfg = variant_config(cfg, variant, seed, out_dir, base)
-            logger.info("ablation: %s, seed %d", variant, seed)
-            start = time.perf_counter()
-            summary = json.loads(run_local(vcfg, tracking_uri).read_text())
-            runs.append(_run_of(variant, seed, summary, time.perf_counter() - start, vcfg))
-            if base is None:  # this seed's base policy, shared by its other variants
-                base = _base_policy(Path(vcfg.run.output_dir))
+    env = dict(os.environ)
+    if jobs > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    world = None
+    if cfg.model.name_or_path is None:  # the bases' SFT data (the runs build the same world)
+        from mmrlaif.toyworld import build_world
+
+        world = build_world(cfg.world, out_dir / "world").root
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        bases: dict[int, Future[Path | None]] = {}
+        for seed in seeds:  # queued first: a run waits only on a base already being trained
+            bases[seed] = pool.submit(_base_policy, cfg, seed, out_dir, world, env)
+        futures = {
+            (seed, variant): pool.submit(
+                _variant_run, cfg, variant, seed, out_dir, bases[seed], env
+            )
+            for seed in seeds
+            for variant in variants
+        }
+    runs, failed = [], []
+    for (seed, variant), future in futures.items():
+        try:
+            runs.append(future.result())
+        except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+            failed.append(f"seed {seed} {variant}: {exc}")
+    if runs:
         write_results(runs, out_dir)
+    if failed:
+        raise AblationError(f"{len(failed)} of {len(futures)} runs failed: " + "; ".join(failed))
     return runs
+
+
+def _cli(args: Sequence[str], log: Path, env: Mapping[str, str]) -> None:
+    """``mmrlaif <args>`` in its own process, its output to ``log``.
+
+    Raises:
+        subprocess.CalledProcessError: Naming the log, when it fails.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "mmrlaif.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            check=False,
+        )
+    if done.returncode:
+        raise subprocess.CalledProcessError(done.returncode, f"mmrlaif {args[0]} (log: {log})")
+
+
+def _base_policy(
+    cfg: Config, seed: int, out_dir: Path, world: Path | None, env: Mapping[str, str]
+) -> Path | None:
+    """This seed's fine-tuned base policy folder (``None``: the preset names its model)."""
+    if world is None:
+        return None
+    folder = out_dir / f"seed{seed}" / "base"
+    model = folder / "model"
+    text = config_to_yaml(variant_config(cfg, "iterative", seed, out_dir, None))
+    if (model / "config.json").is_file() and _same_config(folder, text):
+        logger.info("ablation: seed %d base policy reused from %s", seed, model)
+        return model
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / CONFIG_FILE).write_text(text)
+    logger.info("ablation: seed %d base policy (SFT)", seed)
+    config = str(folder / CONFIG_FILE)
+    args = ["sft", "--config", config, "--world", str(world), "--out", str(folder)]
+    _cli(args, folder / "ablation.log", env)
+    return model
+
+
+def _variant_run(
+    cfg: Config,
+    variant: str,
+    seed: int,
+    out_dir: Path,
+    base: Future[Path | None],
+    env: Mapping[str, str],
+) -> AblationRun:
+    vcfg = variant_config(cfg, variant, seed, out_dir, base.result())
+    folder = Path(vcfg.run.output_dir)
+    text = config_to_yaml(vcfg)
+    done = folder / "ablation_run.json"
+    if done.is_file() and _same_config(folder, text):
+        logger.info("ablation: %s, seed %d reused", variant, seed)
+        seconds = json.loads(done.read_text())["seconds"]
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        (folder / CONFIG_FILE).write_text(text)
+        logger.info("ablation: %s, seed %d", variant, seed)
+        start = time.perf_counter()
+        _cli(["run", "--config", str(folder / CONFIG_FILE)], folder / "ablation.log", env)
+        seconds = round(time.perf_counter() - start, 1)
+        done.write_text(json.dumps({"seconds": seconds}))
+    summaries = sorted(folder.glob("kfp/*/finish-tracking/summary"))
+    if not summaries:
+        raise FileNotFoundError(f"no run summary under {folder}/kfp")
+    return _run_of(variant, seed, json.loads(summaries[-1].read_text()), seconds, vcfg)
+
+
+def _same_config(folder: Path, text: str) -> bool:
+    path = folder / CONFIG_FILE
+    return path.is_file() and path.read_text() == text
 
 
 def _run_of(variant: str, seed: int, summary: Mapping, seconds: float, cfg: Config) -> AblationRun:
@@ -129,17 +241,9 @@ def _run_of(variant: str, seed: int, summary: Mapping, seconds: float, cfg: Conf
         seed,
         [e["headline"] for e in entries],
         [int(e.get("pairs") or 0) for e in entries[1:]],
-        round(seconds, 1),
+        seconds,
         cfg.run.output_dir,
     )
-
-
-def _base_policy(run_dir: Path) -> Path:
-    """The base policy's model folder inside a local run's artifacts."""
-    found = sorted(run_dir.glob("kfp/*/base-policy/policy/model/config.json"))
-    if not found:
-        raise FileNotFoundError(f"no base policy under {run_dir}/kfp")
-    return found[-1].parent
 
 
 def summarize(runs: Sequence[AblationRun]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from tests.integration.test_pipeline import MINIMAL
 pytestmark = pytest.mark.integration
 
 
-def test_ablate_writes_a_table_a_plot_and_shares_the_base_policy(tmp_path, monkeypatch, capsys):
+def test_ablate_writes_a_table_a_plot_shares_the_base_policy_and_resumes(tmp_path, monkeypatch, capsys):
     preset = tmp_path / "preset.yaml"
     preset.write_text(yaml.safe_dump({**MINIMAL, "run": {"output_dir": str(tmp_path / "run")}}))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
@@ -31,10 +31,16 @@ def test_ablate_writes_a_table_a_plot_and_shares_the_base_policy(tmp_path, monke
         ("iterative", 0, 2),
         ("dpo_only", 0, 2),
     ]
-    # the second variant started from the first one's base policy, not a new SFT
-    [source] = (out / "seed0" / "dpo_only").glob("kfp/*/base-policy/policy/policy_source.json")
-    resolved = json.loads(source.read_text())
-    assert resolved["kind"] == "local" and "seed0/iterative/kfp" in resolved["path"]
+    # both variants started from the seed's one base policy, fine-tuned once
+    for variant in ("iterative", "dpo_only"):
+        [source] = (out / "seed0" / variant).glob("kfp/*/base-policy/policy/policy_source.json")
+        resolved = json.loads(source.read_text())
+        assert resolved["kind"] == "local" and resolved["path"].endswith("seed0/base/model")
     base = [r["headlines"][0] for r in results["runs"]]
     assert base[0] == base[1]  # hence the same starting figures
+    # a second call finds every run finished with the same config and reuses it
+    stamps = {p: p.stat().st_mtime for p in out.glob("seed0/*/ablation.log")}
+    assert main([*argv, "--seeds", "0", "--out", str(out), "--jobs", "2"]) == 0
+    assert {p: p.stat().st_mtime for p in out.glob("seed0/*/ablation.log")} == stamps
+    assert json.loads((out / "results.json").read_text())["runs"] == results["runs"]
     assert main([*argv[:3], "--variants", "both", "--out", str(out)]) == 2

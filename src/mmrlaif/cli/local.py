@@ -26,11 +26,14 @@ def register(add: AddCommand) -> None:
     p = add("ablate", _cmd_ablate, "run the pipeline under several variants and seeds, compared")
     p.add_argument(
         "--variants",
-        default="iterative,one_shot,self_labeler,self_labeler_replay,dpo_only,povid",
+        default="iterative,one_shot,self_labeler,dpo_only,povid,rlaifv_povid",
         help="comma-separated, of: iterative, one_shot, self_labeler, self_labeler_replay, "
-        "dpo_only, povid",
+        "dpo_only, povid, rlaifv_povid",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs at a time, each with cpus/jobs threads"
+    )
     p.add_argument("--out", help="folder (default: <run.output_dir>/ablation)")
     p = add(
         "report",
@@ -133,16 +136,20 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
 
 def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:
     from mmrlaif.config import check_local_paths
-    from mmrlaif.pipelines.ablation import run_ablation, summarize, variant_config
-    from mmrlaif.tracking.steps import tracking_uri
+    from mmrlaif.pipelines.ablation import AblationError, run_ablation, summarize, variant_config
 
     check_local_paths(cfg)
     variants = [v for v in args.variants.split(",") if v]
     out = Path(args.out or Path(cfg.run.output_dir) / "ablation")
+    if args.jobs < 1:
+        raise CommandError(f"--jobs must be >= 1, got {args.jobs}")
     for variant in variants:  # unknown names fail before anything runs
         variant_config(cfg, variant, args.seeds[0], out, None)
     start = time.perf_counter()
-    runs = run_ablation(cfg, variants, args.seeds, out, tracking_uri(cfg))
+    try:
+        runs = run_ablation(cfg, variants, args.seeds, out, args.jobs)
+    except AblationError as exc:
+        raise CommandError(str(exc)) from exc
     print((out / "results.md").read_text())
     wall = time.perf_counter() - start
     print(f"{len(runs)} runs, {len(summarize(runs))} variants, wall time {wall:.0f} s")

@@ -18,14 +18,14 @@ PRESET = Path(__file__).resolve().parents[3] / "configs" / "tiny_cpu.yaml"
 
 
 def test_variants_change_only_what_they_name(tmp_path):
-    cfg = load_config(PRESET)  # 3 iterations, n = 10, <= 2 pairs per prompt, frozen labeler
+    cfg = load_config(PRESET)  # 3 iterations, n = 8, <= 2 pairs per prompt, frozen labeler
     it = variant_config(cfg, "iterative", 4, tmp_path, None)
     assert (it.run.seed, it.sampling.seed, it.pairs.seed, it.model.seed) == (4, 4, 4, 4)
     assert it.run.output_dir == str(tmp_path / "seed4" / "iterative")
     assert (it.pipeline, it.labeling, it.dpo) == (cfg.pipeline, cfg.labeling, cfg.dpo)
     one = variant_config(cfg, "one_shot", 4, tmp_path, tmp_path / "base")
-    # one iteration with 3 x 10 samples and 3 x 2 pairs per prompt: about the same pair budget
-    assert (one.pipeline.iterations, one.sampling.n, one.pairs.max_pairs_per_prompt) == (1, 30, 6)
+    # one iteration with 3 x 8 samples and 3 x 2 pairs per prompt: about the same pair budget
+    assert (one.pipeline.iterations, one.sampling.n, one.pairs.max_pairs_per_prompt) == (1, 24, 6)
     assert one.model.name_or_path == str(tmp_path / "base")  # the seed's shared base policy
     assert variant_config(cfg, "self_labeler", 0, tmp_path, None).labeling.labeler == "policy"
     plain = variant_config(cfg, "dpo_only", 0, tmp_path, None).dpo.trainer
@@ -33,6 +33,8 @@ def test_variants_change_only_what_they_name(tmp_path):
     assert variant_config(cfg, "povid", 0, tmp_path, None).pipeline.method == "povid"
     replay = variant_config(cfg, "self_labeler_replay", 0, tmp_path, None)
     assert (replay.labeling.labeler, replay.pairs.replay_yesno) == ("policy", 100)
+    both = variant_config(cfg, "rlaifv_povid", 0, tmp_path, None)
+    assert both.pairs.add_povid and both.pipeline.method == "rlaifv" and not cfg.pairs.add_povid
     with pytest.raises(ConfigError, match="unknown ablation variant 'both'"):
         variant_config(cfg, "both", 0, tmp_path, None)
 
