@@ -12,7 +12,9 @@ from tests.integration.test_pipeline import MINIMAL
 pytestmark = pytest.mark.integration
 
 
-def test_ablate_writes_a_table_a_plot_shares_the_base_policy_and_resumes(tmp_path, monkeypatch, capsys):
+def test_ablate_writes_a_table_a_plot_shares_the_base_policy_and_resumes(
+    tmp_path, monkeypatch, capsys
+):
     preset = tmp_path / "preset.yaml"
     preset.write_text(yaml.safe_dump({**MINIMAL, "run": {"output_dir": str(tmp_path / "run")}}))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
