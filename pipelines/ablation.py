@@ -138,13 +138,16 @@ def run_ablation(
         bases: dict[int, Future[Path | None]] = {}
         for seed in seeds:  # queued first: a run waits only on a base already being trained
             bases[seed] = pool.submit(_base_policy, cfg, seed, out_dir, world, env)
-        futures = {
+        # per seed the longest runs first, so that short ones fill the end (fewer idle cores)
+        cost = {v: expected_cost(variant_config(cfg, v, 0, out_dir, None)) for v in variants}
+        submitted = {
             (seed, variant): pool.submit(
                 _variant_run, cfg, variant, seed, out_dir, bases[seed], env
             )
             for seed in seeds
-            for variant in variants
+            for variant in sorted(variants, key=lambda v: -cost[v])
         }
+    futures = {(seed, v): submitted[seed, v] for seed in seeds for v in variants}
     runs, failed = [], []
     for (seed, variant), future in futures.items():
         try:
@@ -156,6 +159,16 @@ def run_ablation(
     if failed:
         raise AblationError(f"{len(failed)} of {len(futures)} runs failed: " + "; ".join(failed))
     return runs
+
+
+def expected_cost(cfg: Config) -> float:
+    """A run's relative cost, to order runs (not a time): per iteration, its samples per prompt
+    (RLAIF-V), 16 for POVID pairs (one answer per prompt on noise, ~2 pairs per prompt to train
+    on) and 8 for the fixed work (DPO on RLAIF-V pairs, evaluation, tasks)."""
+    rlaifv = cfg.pipeline.method == "rlaifv"
+    povid = not rlaifv or cfg.pairs.add_povid
+    per_iteration = (cfg.sampling.n if rlaifv else 0) + (16 if povid else 0) + 8
+    return cfg.pipeline.iterations * per_iteration
 
 
 def _cli(args: Sequence[str], log: Path, env: Mapping[str, str]) -> None:

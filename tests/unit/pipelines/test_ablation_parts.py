@@ -8,6 +8,7 @@ import pytest
 from mmrlaif.config import ConfigError, load_config
 from mmrlaif.pipelines.ablation import (
     AblationRun,
+    expected_cost,
     markdown_table,
     summarize,
     variant_config,
@@ -35,6 +36,12 @@ def test_variants_change_only_what_they_name(tmp_path):
     assert (replay.labeling.labeler, replay.pairs.replay_yesno) == ("policy", 100)
     both = variant_config(cfg, "rlaifv_povid", 0, tmp_path, None)
     assert both.pairs.add_povid and both.pipeline.method == "rlaifv" and not cfg.pairs.add_povid
+    # run order: per iteration samples (RLAIF-V) + 16 (POVID pairs) + 8, times iterations
+    costs = {
+        v: expected_cost(variant_config(cfg, v, 0, tmp_path, None))
+        for v in ("iterative", "one_shot", "povid", "rlaifv_povid")
+    }
+    assert costs == {"iterative": 48, "one_shot": 32, "povid": 72, "rlaifv_povid": 96}
     with pytest.raises(ConfigError, match="unknown ablation variant 'both'"):
         variant_config(cfg, "both", 0, tmp_path, None)
 
