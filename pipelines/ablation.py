@@ -198,7 +198,11 @@ def _base_policy(
         return None
     folder = out_dir / f"seed{seed}" / "base"
     model = folder / "model"
-    text = config_to_yaml(variant_config(cfg, "iterative", seed, out_dir, None))
+    # only what the SFT reads: a changed DPO or labeling setting reuses the bases
+    data = to_dict(variant_config(cfg, "iterative", seed, out_dir, None))
+    data = {key: data[key] for key in ("run", "world", "model", "sft")}
+    data["run"]["output_dir"] = str(folder)
+    text = config_to_yaml(from_dict(Config, data))
     if (model / "config.json").is_file() and _same_config(folder, text):
         logger.info("ablation: seed %d base policy reused from %s", seed, model)
         return model
@@ -335,6 +339,7 @@ def plot(runs: Sequence[AblationRun], path: str | Path) -> Path:
     """CHAIR_i and Cover against iteration: per variant the mean over seeds and its range."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(10, 4))
     FigureCanvasAgg(fig)
@@ -351,6 +356,7 @@ def plot(runs: Sequence[AblationRun], path: str | Path) -> Path:
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
         ax.set_title(f"{title} (%), mean and range over seeds")
         ax.set_xlabel("iteration (0 = base policy)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.tight_layout()

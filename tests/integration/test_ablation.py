@@ -38,6 +38,9 @@ def test_ablate_writes_a_table_a_plot_shares_the_base_policy_and_resumes(
         [source] = (out / "seed0" / variant).glob("kfp/*/base-policy/policy/policy_source.json")
         resolved = json.loads(source.read_text())
         assert resolved["kind"] == "local" and resolved["path"].endswith("seed0/base/model")
+    log = (out / "seed0" / "iterative" / "ablation.log").read_text()
+    assert "rlaifv pipeline, 1 iteration(s):" in log
+    assert "final policy: test-policy version " in log  # the run's registration, printed
     base = [r["headlines"][0] for r in results["runs"]]
     assert base[0] == base[1]  # hence the same starting figures
     # a second call finds every run finished with the same config and reuses it

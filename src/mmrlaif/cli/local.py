@@ -128,6 +128,14 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     summary = json.loads(run_local(cfg, uri).read_text())
     print(f"\n{cfg.pipeline.method} pipeline, {cfg.pipeline.iterations} iteration(s):")
     _print_iterations(summary["iterations"])
+    registration = summary.get("registration") or {}
+    if registration.get("version"):
+        alias = cfg.tracking.gate.alias
+        verdict = f"promoted to @{alias}" if registration.get("promoted") else "not promoted"
+        print(
+            f"\nfinal policy: {cfg.tracking.registered_model} version {registration['version']}, "
+            f"{verdict} ({registration.get('reason', '')})"
+        )
     print(
         f"\nwall time: {time.perf_counter() - start:.0f} s"
         f"\nMLflow run {summary['run_id']} in {uri}\nlook at it with: {open_ui_command(uri)}"
