@@ -169,7 +169,7 @@ def test_cpu_tasks_have_no_gpu_hours_and_the_tiny_preset_works():
     assert est.total_gpu_hours == 0
     assert est.total_wall_hours is None
     assert all(s.gpus == 0 for s in est.stages)
-    assert est.stage("dpo").work["steps"] == 400  # 1600 pairs / 16 per step = 100, x 4 epochs
+    assert est.stage("dpo").work["steps"] == 200  # 500 x 1.6 = 800 pairs / 16 per step, x 4 epochs
 
 
 def test_povid_pairs_and_noise_answers():
