@@ -39,11 +39,10 @@ class Verdict:
         return self.p_yes > self.p_no
 
     def accepted_at(self, reject_threshold: float = 0.5) -> bool:
-        """The claim holds unless P(no) / (P(yes) + P(no)) >= ``reject_threshold`` (0.5: the
-        same verdict as :attr:`accepted`; no probability mass on either counts as 0.5)."""
-        total = self.p_yes + self.p_no
-        share_no = self.p_no / total if total > 0 else 0.5
-        return share_no < reject_threshold
+        """The claim holds unless P(no) / (P(yes) + P(no)) >= ``reject_threshold``, i.e. iff
+        t * P(yes) > (1 - t) * P(no): at 0.5 exactly :attr:`accepted`; no probability mass on
+        either answer is a rejection at any threshold."""
+        return reject_threshold * self.p_yes > (1.0 - reject_threshold) * self.p_no
 
 
 class YesNoLabeler(Protocol):

@@ -190,8 +190,8 @@ def test_each_distinct_response_and_claim_is_divided_once(small_world, tiny_mode
 def test_reject_threshold_rejects_only_confident_noes(small_world):
     from mmrlaif.labeling.labeler import Verdict
 
-    # shares of "no": 0.3/(0.6+0.3) = 1/3, 0.35/(0.05+0.35) = 0.875, 0.45/(0.05+0.45) = 0.9
-    verdicts = [Verdict(0.6, 0.3), Verdict(0.05, 0.35), Verdict(0.05, 0.45)]
+    # shares of "no": 0.3/(0.6+0.3) = 1/3, 0.35/(0.05+0.35) = 0.875, 0.46/(0.04+0.46) = 0.92
+    verdicts = [Verdict(0.6, 0.3), Verdict(0.05, 0.35), Verdict(0.04, 0.46)]
 
     class Scripted:
         def answer(self, images, questions):
@@ -207,4 +207,5 @@ def test_reject_threshold_rejects_only_confident_noes(small_world):
     assert rlaifv["accepted"] == [True, False, False] and rlaifv["score"] == -2.0
     assert strict["accepted"] == [True, True, False] and strict["score"] == -1.0
     assert Verdict(0.0, 0.0).accepted_at(0.5) is Verdict(0.0, 0.0).accepted is False
-    assert Verdict(0.0, 0.0).accepted_at(0.6) is True
+    assert Verdict(0.0, 0.0).accepted_at(0.9) is False  # no evidence for "yes" at any threshold
+    assert Verdict(0.3, 0.3).accepted_at(0.5) is False and Verdict(0.3, 0.3).accepted_at(0.51)
