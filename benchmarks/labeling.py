@@ -22,7 +22,7 @@ from mmrlaif.config import SamplingConfig
 from mmrlaif.labeling.claims import LexiconClaimExtractor, TemplateQuestionBuilder
 from mmrlaif.labeling.feedback import label_samples
 from mmrlaif.labeling.labeler import VLMYesNoLabeler
-from mmrlaif.models.chat import format_prompt, split_prompt
+from mmrlaif.models.chat import ChatFormat
 from mmrlaif.models.load import load_vlm
 from mmrlaif.sampling.sampler import sample_candidates
 from mmrlaif.toyworld import WorldPaths, toy_lexicon
@@ -70,10 +70,11 @@ def main() -> None:
             n_image if "<image>" in text else 0
         )
 
-    ref_tokens = sum(n_tokens(format_prompt(q)) for q in ref_questions)
+    chat = ChatFormat(processor)
+    ref_tokens = sum(n_tokens(chat.prompt(q)) for q in ref_questions)
     distinct = {(r["prompt_id"], q) for r in rows for q in r["questions"]}
-    our_tokens = sum(n_tokens(split_prompt("")[0]) for _ in {p for p, _ in distinct}) + sum(
-        n_tokens(split_prompt(q)[1]) for _, q in distinct
+    our_tokens = sum(n_tokens(chat.prefix) for _ in {p for p, _ in distinct}) + sum(
+        n_tokens(chat.suffix(q)) for _, q in distinct
     )
     print(f"candidates: {len(samples)} ({args.prompts} images x {args.n}), claims: {stats.claims}")
     print(f"distinct questions answered: {stats.questions_answered}")

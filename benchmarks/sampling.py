@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mmrlaif import io
 from mmrlaif.config import SamplingConfig
-from mmrlaif.models.chat import format_prompt
+from mmrlaif.models.chat import ChatFormat
 from mmrlaif.models.load import load_vlm
 from mmrlaif.sampling.sampler import sample_candidates
 from mmrlaif.sampling.seeded import SeededGumbelSampler, sample_seed
@@ -34,11 +34,12 @@ def main() -> None:
     ours, s_ours = sample_candidates(model, processor, prompts, cfg)
     # Baseline: one generate call per (prompt, sample), each with that sample's own seed.
     tok = processor.tokenizer
+    chat = ChatFormat(processor)
     base_rows, base_tokens = [], 0
     start = time.perf_counter()
     for p in prompts:
         image = io.cell_to_image(p["image"], p["prompt_id"])
-        enc = processor(text=[format_prompt(p["question"])], images=[image], return_tensors="pt")
+        enc = chat.encode_prompts([p["question"]], [image])
         for j in range(args.n):
             seed = sample_seed(cfg.seed, p["prompt_id"], j)
             out = model.generate(

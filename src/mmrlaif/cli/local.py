@@ -77,7 +77,9 @@ def _cmd_evaluate(cfg: Config, args: argparse.Namespace) -> None:
 
     world = WorldPaths(Path(args.world or Path(cfg.run.output_dir) / "world"))
     out = Path(args.out or Path(cfg.run.output_dir) / "eval.json")
-    loaded = load_vlm(args.model, cfg.model.dtype, cfg.model.trust_remote_code)
+    loaded = load_vlm(
+        args.model, cfg.model.dtype, cfg.model.trust_remote_code, family=cfg.model.family
+    )
     report = evaluate_stage(
         cfg.model, cfg.eval, args.model, world.prompts("eval"), world.pope, out, loaded
     )

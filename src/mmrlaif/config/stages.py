@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from mmrlaif.config.platform import GateConfig
 from mmrlaif.config.strict import ConfigError
+from mmrlaif.models.families import DEFAULT_LORA_MODULES, FAMILIES
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class ModelConfig:
         trust_remote_code: Passed to ``from_pretrained``; off unless a config turns it on.
         dtype: Torch dtype name for loading (``float32`` on CPU, ``bfloat16`` on GPU).
         seed: Seed of the weight initialisation of a built model.
+        family: The model family (``mmrlaif.models.families``: ``llava``, ``qwen2_vl``...)
+            when the architecture's ``model_type`` is not one the project knows but is laid
+            out like a supported family; ``null``: detected from the model's config.
     """
 
     name_or_path: str | None = None
@@ -104,6 +108,13 @@ class ModelConfig:
     trust_remote_code: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     seed: int = 0
+    family: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.family is not None and self.family not in FAMILIES:
+            raise ConfigError(
+                f"family: unknown model family {self.family!r}; one of {', '.join(FAMILIES)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -323,11 +334,9 @@ class EvalConfig:
     benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
 
 
-#: LoRA targets: the attention and MLP projections of the language model only (a plain list of
-#: names would also hit the vision tower's projections).
-LANGUAGE_MODEL_LORA_TARGETS = (
-    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-)
+#: LoRA targets: the attention and MLP projections of a decoder layer; they are looked up inside
+#: the language model only (a plain list would also hit the vision encoder's projections).
+LANGUAGE_MODEL_LORA_TARGETS: tuple[str, ...] = DEFAULT_LORA_MODULES
 
 
 @dataclass(frozen=True)
@@ -338,8 +347,11 @@ class LoRAConfig:
         r: Rank of the adapters.
         alpha: Scaling numerator (``lora_alpha``).
         dropout: Dropout on the adapter input.
-        target_modules: Regex of the module names that get adapters (the language model's
-            projections by default).
+        target_modules: Names of the language model's modules that get adapters (its
+            attention and MLP projections by default); resolved inside the family's language
+            model, so the vision encoder never gets one.
+        target_regex: A PEFT ``target_modules`` regex over full module names that replaces
+            the family's resolution (``null``: resolved from ``target_modules``).
         merge: Merge the adapters into the weights when saving, so the next stage loads a plain
             model; ``false`` saves the adapter alone (with the base model's path in its config).
     """
@@ -347,7 +359,8 @@ class LoRAConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: str = LANGUAGE_MODEL_LORA_TARGETS
+    target_modules: tuple[str, ...] = LANGUAGE_MODEL_LORA_TARGETS
+    target_regex: str | None = None
     merge: bool = True
 
 

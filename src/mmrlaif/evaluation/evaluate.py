@@ -172,7 +172,9 @@ def evaluate_stage(
     already loaded can be passed as ``model_and_processor``.
     """
     if model_and_processor is None:
-        model_and_processor = load_vlm(model_dir, model_cfg.dtype, model_cfg.trust_remote_code)
+        model_and_processor = load_vlm(
+            model_dir, model_cfg.dtype, model_cfg.trust_remote_code, family=model_cfg.family
+        )
     if pope_table is None:
         eval_cfg = dataclasses.replace(eval_cfg, pope_categories=())
     partners = {o: p for o in object_names() if (p := partner_of(o))}
@@ -205,7 +207,7 @@ def evaluate_step(
 
     world = WorldPaths(Path(world_dir))
     model = artifacts.model_dir(policy_run)
-    loaded = load_vlm(model, cfg.model.dtype, cfg.model.trust_remote_code)
+    loaded = load_vlm(model, cfg.model.dtype, cfg.model.trust_remote_code, family=cfg.model.family)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reports = []

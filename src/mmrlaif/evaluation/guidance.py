@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
-from mmrlaif.models.chat import format_completion, format_prompt
 from mmrlaif.training.data import IGNORE_INDEX, Example, SupervisedCollator
 
 
@@ -21,9 +20,10 @@ def completion_logprobs(
     questions: Sequence[str],
     responses: Sequence[str],
     batch_size: int = 32,
-    max_length: int = 512,
+    max_length: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed log-probabilities of each response (EOS included) and its token count.
+    """Summed log-probabilities of each response (end of turn included) and its token count,
+    on the ids DPO trains on (:func:`mmrlaif.training.data.encode_answers`).
 
     Returns:
         ``(sum_logps, n_tokens)``, float64 and int64 tensors of length ``len(responses)``.
@@ -32,7 +32,7 @@ def completion_logprobs(
     sums, counts = [], []
     for start in range(0, len(responses), batch_size):
         batch = [
-            Example(str(i), images[i], format_prompt(questions[i]), format_completion(responses[i]))
+            Example(str(i), images[i], questions[i], responses[i])
             for i in range(start, min(start + batch_size, len(responses)))
         ]
         enc = {k: v.to(model.device) for k, v in collate(batch).items()}

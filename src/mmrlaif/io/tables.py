@@ -44,7 +44,7 @@ def image_to_cell(image: Image.Image) -> dict[str, Any]:
     return {"bytes": buf.getvalue(), "path": None}
 
 
-def cell_to_image(cell: Mapping[str, Any] | None, item: str) -> Image.Image:
+def cell_to_image(cell: Mapping[str, Any] | Image.Image | None, item: str) -> Image.Image:
     """Decode an HF ``Image`` cell into an RGB PIL image.
 
     Args:
@@ -56,6 +56,8 @@ def cell_to_image(cell: Mapping[str, Any] | None, item: str) -> Image.Image:
     """
     if cell is None:
         raise ImageError(f"{item}: image is missing")
+    if isinstance(cell, Image.Image):  # already decoded (a ``datasets`` Image column)
+        return cell.convert("RGB")
     data = cell.get("bytes")
     path = cell.get("path")
     try:

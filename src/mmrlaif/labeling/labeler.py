@@ -8,6 +8,7 @@ rejects only confident "no"s: P(no) / (P(yes) + P(no)) >= a threshold above 0.5.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,7 +17,10 @@ import torch
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
-from mmrlaif.models.chat import format_prompt, split_prompt
+from mmrlaif.models.chat import ChatFormat
+from mmrlaif.models.families import family_of, submodule
+
+logger = logging.getLogger(__name__)
 
 YES_WORDS: tuple[str, ...] = ("yes", "Yes")
 NO_WORDS: tuple[str, ...] = ("no", "No")
@@ -74,14 +78,21 @@ class VLMYesNoLabeler:
     """A local VLM as the labeler: the policy itself (self-feedback) or another checkpoint.
 
     With ``prefix_cache`` (the default) the questions are grouped by image: the image and the
-    prompt prefix are encoded once per image and their KV cache is reused by a batched pass over
-    that image's question suffixes. Without it, every question is a full forward pass (batched).
+    prompt prefix (the chat format's per-image prefix) are encoded once per image and their KV
+    cache is reused by a batched pass over that image's question suffixes. The suffix ids are
+    the full prompt's ids after the prefix's (:meth:`ChatFormat.suffix_ids`), so prefix ids +
+    suffix ids are the full prompt's ids; this is checked on the first image against the
+    processor's own encoding of the full prompt, and where it fails (or the template has no
+    prefix to split at) the labeler says so once and answers with full passes. Families with
+    3-D rope positions (Qwen) get explicit positions for the suffix. Without the cache, every
+    question is a full forward pass (batched).
 
     Args:
         model: The labeler model.
         processor: Its processor.
         batch_size: Questions per forward pass.
         prefix_cache: Reuse one prefix pass per image.
+        family: The model family, when not detected from the model (``model.family``).
     """
 
     def __init__(
@@ -90,15 +101,29 @@ class VLMYesNoLabeler:
         processor: ProcessorMixin,
         batch_size: int = 64,
         prefix_cache: bool = True,
+        family: str | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
         self.batch_size = batch_size
-        self.prefix_cache = prefix_cache
+        self.chat = ChatFormat(processor)
+        self.family = family_of(model, family)
+        self.prefix_cache = prefix_cache and self._can_split()
+        self._checked = False
         tok = processor.tokenizer
         self.yes_ids = answer_token_ids(tok, YES_WORDS)
         self.no_ids = answer_token_ids(tok, NO_WORDS)
         self.forward_passes = 0
+
+    def _can_split(self) -> bool:
+        if self.chat.prefix is None:
+            logger.warning(
+                "labeler: %s's chat template has no special token before the question; "
+                "no prefix cache, full passes",
+                self.family.name,
+            )
+            return False
+        return True
 
     @torch.no_grad()
     def answer(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[Verdict]:
@@ -110,70 +135,101 @@ class VLMYesNoLabeler:
         if len(images) != len(questions):
             raise ValueError(f"{len(images)} images but {len(questions)} questions")
         if self.prefix_cache:
-            return self._answer_with_prefix_cache(images, questions)
+            verdicts = self._answer_with_prefix_cache(images, questions)
+            if verdicts is not None:
+                return verdicts
         verdicts: list[Verdict] = []
         for start in range(0, len(questions), self.batch_size):
             chunk = slice(start, start + self.batch_size)
-            enc = self.processor(
-                text=[format_prompt(q) for q in questions[chunk]],
-                images=list(images[chunk]),
-                return_tensors="pt",
-                padding=True,
-                padding_side="left",
-            ).to(self.model.device)
+            enc = self.chat.encode_prompts(questions[chunk], images[chunk]).to(self.model.device)
             logits = self.model(**enc).logits[:, -1, :].float()
             self.forward_passes += 1
             verdicts.extend(self.verdicts_from_logits(logits))
         return verdicts
 
+    def _check_split(self, prefix_ids: torch.Tensor, image: Image.Image, question: str) -> bool:
+        """Whether prefix ids + suffix ids equal the processor's ids of the full prompt."""
+        full = self.chat.encode_prompts([question], [image])["input_ids"][0].tolist()
+        split = prefix_ids[0].tolist() + self.chat.suffix_ids([question])[0]
+        self._checked = True
+        if full != split:
+            logger.warning(
+                "labeler: %s's prompt does not split into prefix + suffix ids equal to the full "
+                "prompt's (%d vs %d tokens); no prefix cache, full passes",
+                self.family.name,
+                len(split),
+                len(full),
+            )
+            self.prefix_cache = False
+        return self.prefix_cache
+
     def _answer_with_prefix_cache(
         self, images: Sequence[Image.Image], questions: Sequence[str]
-    ) -> list[Verdict]:
-        tok = self.processor.tokenizer
+    ) -> list[Verdict] | None:
         groups: dict[int, list[int]] = {}
         for i, image in enumerate(images):
             groups.setdefault(id(image), []).append(i)
         verdicts: list[Verdict | None] = [None] * len(questions)
         device = self.model.device
+        pad_id = self.processor.tokenizer.pad_token_id or 0
         for indices in groups.values():
-            prefix_text, _ = split_prompt(questions[indices[0]])
+            image = images[indices[0]]
             prefix = self.processor(
-                text=[prefix_text], images=[images[indices[0]]], return_tensors="pt"
-            ).to(device)
+                text=[self.chat.prefix],
+                images=[[image]],
+                return_tensors="pt",
+                add_special_tokens=self.chat.add_special_tokens,
+            )
+            if not self._checked and not self._check_split(
+                prefix["input_ids"], image, questions[indices[0]]
+            ):
+                return None
+            prefix = prefix.to(device)
             cache = self.model(**prefix, use_cache=True).past_key_values
+            rope_deltas = self._rope_deltas()
             self.forward_passes += 1
             n_prefix = prefix["input_ids"].shape[1]
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                suffix = tok(
-                    [split_prompt(questions[i])[1] for i in chunk],
-                    return_tensors="pt",
-                    padding=True,
-                    padding_side="right",
-                    add_special_tokens=False,
-                ).to(device)
-                n_suffix = suffix["input_ids"].shape[1]
+                suffixes = self.chat.suffix_ids([questions[i] for i in chunk])
+                n_suffix = max(map(len, suffixes))
+                ids = torch.full((len(chunk), n_suffix), pad_id, dtype=torch.long)
+                suffix_mask = torch.zeros((len(chunk), n_suffix), dtype=torch.long)
+                for row, suffix in enumerate(suffixes):
+                    ids[row, : len(suffix)] = torch.tensor(suffix)
+                    suffix_mask[row, : len(suffix)] = 1
+                ids, suffix_mask = ids.to(device), suffix_mask.to(device)
                 rows = copy.deepcopy(cache)
                 rows.batch_repeat_interleave(len(chunk))
-                mask = torch.cat(
-                    [
-                        suffix["attention_mask"].new_ones(len(chunk), n_prefix),
-                        suffix["attention_mask"],
-                    ],
-                    dim=1,
-                )
+                mask = torch.cat([suffix_mask.new_ones(len(chunk), n_prefix), suffix_mask], dim=1)
+                positions = torch.arange(n_prefix, n_prefix + n_suffix, device=device)
+                extra = {}
+                if rope_deltas is not None:
+                    text = positions.view(1, 1, -1) + rope_deltas.to(device).view(1, -1, 1)
+                    extra["position_ids"] = text.expand(3, len(chunk), -1)
                 logits = self.model(
-                    input_ids=suffix["input_ids"],
+                    input_ids=ids,
                     attention_mask=mask,
                     past_key_values=rows,
-                    cache_position=torch.arange(n_prefix, n_prefix + n_suffix, device=device),
+                    cache_position=positions,
+                    **extra,
                 ).logits
                 self.forward_passes += 1
-                last = suffix["attention_mask"].sum(dim=1) - 1
+                last = suffix_mask.sum(dim=1) - 1
                 chunk_logits = logits[torch.arange(len(chunk), device=device), last].float()
                 for i, v in zip(chunk, self.verdicts_from_logits(chunk_logits), strict=True):
                     verdicts[i] = v
         return verdicts  # type: ignore[return-value]
+
+    def _rope_deltas(self) -> torch.Tensor | None:
+        """Qwen's M-RoPE: the offset of text positions after the image, set by the prefix pass
+        (the suffix's positions are its cache positions plus this)."""
+        if not self.family.mrope:
+            return None
+        deltas = getattr(submodule(self.model, "model"), "rope_deltas", None)
+        if deltas is None:
+            raise LabelerError(f"{self.family.name}: the prefix pass left no rope_deltas")
+        return deltas
 
     def verdicts_from_logits(self, logits: torch.Tensor) -> list[Verdict]:
         """Verdicts from first-answer-token logits of shape (batch, vocab).

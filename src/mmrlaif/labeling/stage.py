@@ -34,8 +34,10 @@ def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig
         raise ConfigError("labeling.labeler_name_or_path is required for labeler 'model'")
     # "initial": the pipeline hands the starting policy in as ``policy``
     path = policy if cfg.labeler in SELF_LABELERS else cfg.labeler_name_or_path
-    model, processor = load_vlm(path, model_cfg.dtype, model_cfg.trust_remote_code)
-    return VLMYesNoLabeler(model, processor, cfg.batch_size, cfg.prefix_cache)
+    # the self-labelers are the policy's family; another labeler model is detected on its own
+    family = model_cfg.family if cfg.labeler in SELF_LABELERS else None
+    model, processor = load_vlm(path, model_cfg.dtype, model_cfg.trust_remote_code, family=family)
+    return VLMYesNoLabeler(model, processor, cfg.batch_size, cfg.prefix_cache, family)
 
 
 def make_divide(cfg: LabelingConfig, model_cfg: ModelConfig):

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
-from mmrlaif.models.chat import format_prompt
+from mmrlaif.models.chat import ChatFormat
 
 logger = logging.getLogger(__name__)
 
@@ -41,26 +41,24 @@ def generate_answers(
     if len(images) != len(questions):
         raise ValueError(f"{len(images)} images but {len(questions)} questions")
     tok = processor.tokenizer
+    chat = ChatFormat(processor)
     answers: list[str] = []
     n_batches = (len(questions) + batch_size - 1) // batch_size
     for b, start in enumerate(range(0, len(questions), batch_size)):
         batch_q = questions[start : start + batch_size]
-        enc = processor(
-            text=[format_prompt(q) for q in batch_q],
-            images=list(images[start : start + batch_size]),
-            return_tensors="pt",
-            padding=True,
-            padding_side="left",
-        ).to(model.device)
+        enc = chat.encode_prompts(batch_q, images[start : start + batch_size]).to(model.device)
         out = model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
             do_sample=False,
+            top_k=None,
+            top_p=None,
+            temperature=None,
             pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
+            eos_token_id=chat.stop_token_ids,
         )
         new = out[:, enc["input_ids"].shape[1] :]
-        answers.extend(t.strip() for t in tok.batch_decode(new, skip_special_tokens=True))
+        answers.extend(chat.decode(row) for row in new)
         if progress_every and (b + 1) % progress_every == 0:
             logger.info("generated %d/%d batches", b + 1, n_batches)
     return answers

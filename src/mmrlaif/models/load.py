@@ -8,6 +8,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
 
+from mmrlaif.models.chat import ChatFormat, ChatFormatError
+from mmrlaif.models.families import UnknownFamilyError, family_of
+
 logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -22,6 +25,7 @@ def load_vlm(
     dtype: str = "float32",
     trust_remote_code: bool = False,
     device: str | None = None,
+    family: str | None = None,
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
     """Load an image-text-to-text model and its processor with the Auto classes.
 
@@ -31,12 +35,15 @@ def load_vlm(
         dtype: ``float32``, ``bfloat16`` or ``float16``.
         trust_remote_code: Allow code from the checkpoint; off unless a config turns it on.
         device: Where to put the model (default: CUDA if available, else CPU).
+        family: The model family (``model.family``) when its ``model_type`` is not a known one.
 
     Returns:
         The model in eval mode and its processor (left padding, for batched generation).
 
     Raises:
-        ModelLoadError: Naming the path when a local directory does not exist or has no config.
+        ModelLoadError: Naming the path when a local directory does not exist or has no config,
+            or the model is not of a supported family, or its processor has no usable chat
+            template.
     """
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPES)})")
@@ -47,7 +54,14 @@ def load_vlm(
     model = AutoModelForImageTextToText.from_pretrained(
         name_or_path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
     )
-    processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    try:
+        family_of(model, family)
+        processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        ChatFormat(processor)
+    except (UnknownFamilyError, ChatFormatError) as exc:
+        raise ModelLoadError(f"{name_or_path}: {exc}") from exc
+    except ImportError as exc:
+        raise ModelLoadError(f"{name_or_path}: its processor cannot load ({exc})") from exc
     processor.tokenizer.padding_side = "left"
     logger.info("loaded %s (%s) on %s", name_or_path, type(model).__name__, device)
     return model.to(device).eval(), processor

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
-from mmrlaif.models.chat import format_prompt
+from mmrlaif.models.chat import ChatFormat
 from mmrlaif.sampling.seeded import seeded_generate
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class VLMChatServer:
     ) -> None:
         self.model = model
         self.processor = processor
+        self.chat = ChatFormat(processor)
         self.model_name = model_name
         self.requests = 0
         self.in_flight = 0
@@ -157,8 +158,7 @@ class VLMChatServer:
         n, temperature, max_tokens, seed = parse_sampling(body)
         top = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
         tok = self.processor.tokenizer
-        enc = self.processor(text=[format_prompt(question)], images=[image], return_tensors="pt")
-        enc = enc.to(self.model.device)
+        enc = self.chat.encode_prompts([question], [image]).to(self.model.device)
         with self._lock:  # one forward at a time on the shared model
             self.requests += 1
             first = None
@@ -167,14 +167,23 @@ class VLMChatServer:
             if temperature > 0:
                 seed = secrets.randbits(63) if seed is None else seed
                 seeds = [seed + i for i in range(n)]
-                new = seeded_generate(self.model, tok, enc, seeds, n, temperature, max_tokens)
+                new = seeded_generate(
+                    self.model,
+                    tok,
+                    enc,
+                    seeds,
+                    n,
+                    temperature,
+                    max_tokens,
+                    self.chat.stop_token_ids,
+                )
             else:
                 out = self.model.generate(
                     **enc,
                     max_new_tokens=max_tokens,
                     do_sample=False,
                     pad_token_id=tok.pad_token_id,
-                    eos_token_id=tok.eos_token_id,
+                    eos_token_id=self.chat.stop_token_ids,
                 )
                 new = out[:, enc["input_ids"].shape[1] :].repeat(n, 1)
         choices = [self._choice(i, row, first, top) for i, row in enumerate(new)]
@@ -196,8 +205,8 @@ class VLMChatServer:
     ) -> dict[str, Any]:
         """One choice of the answer: generated ids ``new``, first-token log-probs ``first``."""
         tok = self.processor.tokenizer
-        text = tok.decode(new, skip_special_tokens=True).strip()
-        stopped = tok.eos_token_id is not None and bool((new == tok.eos_token_id).any())
+        text = self.chat.decode(new)
+        stopped = bool(torch.isin(new, torch.tensor(self.chat.stop_token_ids)).any())
         choice: dict[str, Any] = {
             "index": index,
             "message": {"role": "assistant", "content": text},

@@ -16,8 +16,6 @@ from mmrlaif.models.chat import (
     PAD_TOKEN,
     SPECIAL_TOKENS,
     UNK_TOKEN,
-    format_completion,
-    format_prompt,
 )
 from mmrlaif.toyworld.annotate import (
     CAPTION_TEMPLATES,
@@ -25,6 +23,11 @@ from mmrlaif.toyworld.annotate import (
     QUESTION_TEMPLATE,
 )
 from mmrlaif.toyworld.vocab import OBJECTS
+
+
+def _exchange(question: str, answer: str) -> str:
+    """One exchange as :data:`CHAT_TEMPLATE` renders it (LLaVA-1.5's format)."""
+    return f"USER: {IMAGE_TOKEN}\n{question} ASSISTANT: {answer}{EOS_TOKEN}"
 
 
 def world_corpus() -> list[str]:
@@ -36,11 +39,11 @@ def world_corpus() -> list[str]:
             for a in names:
                 for b in names:
                     caption = template.format(f"a {a}, a {b} and a {a}")
-                    lines.append(format_prompt(q) + format_completion(caption))
+                    lines.append(_exchange(q, caption))
     for n in names:
         for answer in ("Yes", "No", "yes", "no"):
             question = QUESTION_TEMPLATE.format(n) + ANSWER_SUFFIX
-            lines.append(format_prompt(question) + format_completion(answer))
+            lines.append(_exchange(question, answer))
     return lines
 
 

@@ -120,7 +120,9 @@ def povid_stage(
     if "povid_noise" in cfg.sources:
         from mmrlaif.models.load import load_vlm
 
-        model, processor = load_vlm(str(policy), model_cfg.dtype, model_cfg.trust_remote_code)
+        model, processor = load_vlm(
+            str(policy), model_cfg.dtype, model_cfg.trust_remote_code, family=model_cfg.family
+        )
         noise, noise_skips = noise_rows(
             model, processor, prompts, cfg.seed, cfg.noise_step, cfg.max_new_tokens, eval_batch_size
         )

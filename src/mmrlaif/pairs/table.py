@@ -1,11 +1,13 @@
 """The pairs table: TRL's vision DPO layout plus provenance columns.
 
-Columns: ``prompt`` (plain text holding the image token, as the policy's chat format renders
-it), ``chosen`` and ``rejected`` (completions ending in the EOS token), ``images`` (a one-image
-list in the HF ``Image`` layout), and provenance: ``prompt_id``, ``source``
-(``rlaifv`` | ``povid_text`` | ``povid_noise`` | ``external``), ``chosen_score``,
-``rejected_score``, ``chosen_idx``, ``rejected_idx``. ``datasets.load_dataset("parquet")``
-reads it and TRL's ``DPOTrainer`` consumes it as is.
+Columns: ``prompt`` (the user turn in the conversational layout: an image slot, then the
+question), ``chosen`` and ``rejected`` (an assistant turn each), ``images`` (a one-image list in
+the HF ``Image`` layout), and provenance: ``prompt_id``, ``source``
+(``rlaifv`` | ``povid_text`` | ``povid_noise`` | ``external`` | ``replay_yesno``),
+``chosen_score``, ``rejected_score``, ``chosen_idx``, ``rejected_idx``.
+``datasets.load_dataset("parquet")`` reads it and TRL's ``DPOTrainer`` consumes it as is. The
+table holds no model's chat format: training renders it through the policy's own
+(:class:`mmrlaif.training.data.PreferenceCollator`), so one table serves any family.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mmrlaif.models.chat import format_completion, format_prompt
+from mmrlaif.models.chat import assistant_message, user_message
 from mmrlaif.pairs.rlaifv import Pair
 
 SOURCES: tuple[str, ...] = ("rlaifv", "povid_text", "povid_noise", "external", "replay_yesno")
@@ -41,9 +43,9 @@ def pair_row(
         if not text.strip():
             raise ValueError(f"{pid}: empty {name} answer")
     return {
-        "prompt": format_prompt(prompt["question"]),
-        "chosen": format_completion(chosen.strip()),
-        "rejected": format_completion(rejected.strip()),
+        "prompt": user_message(prompt["question"]),
+        "chosen": assistant_message(chosen.strip()),
+        "rejected": assistant_message(rejected.strip()),
         "images": [prompt["image"]],
         "prompt_id": pid,
         "source": source,

@@ -28,7 +28,9 @@ class TransformersBackend:
         from mmrlaif.models.load import load_vlm
 
         self.policy = str(policy)
-        self.model, self.processor = load_vlm(policy, model_cfg.dtype, model_cfg.trust_remote_code)
+        self.model, self.processor = load_vlm(
+            policy, model_cfg.dtype, model_cfg.trust_remote_code, family=model_cfg.family
+        )
 
     def sample(
         self, prompts: Sequence[Mapping[str, Any]], cfg: SamplingConfig

@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, ProcessorMixin
 
 from mmrlaif.config import SamplingConfig
 from mmrlaif.io import cell_to_image
-from mmrlaif.models.chat import format_prompt
+from mmrlaif.models.chat import ChatFormat
 from mmrlaif.sampling.seeded import sample_seed, seeded_generate
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def sample_candidates(
         ImageError: Naming the prompt whose image is missing or corrupt.
     """
     tok = processor.tokenizer
+    chat = ChatFormat(processor)
     rows: list[dict[str, Any]] = []
     new_tokens = 0
     start = time.perf_counter()
@@ -83,19 +84,20 @@ def sample_candidates(
         batch = prompts[first : first + cfg.prompts_per_batch]
         ids = [str(p["prompt_id"]) for p in batch]
         images = [cell_to_image(p["image"], pid) for p, pid in zip(batch, ids, strict=True)]
-        enc = processor(
-            text=[format_prompt(p["question"]) for p in batch],
-            images=images,
-            return_tensors="pt",
-            padding=True,
-            padding_side="left",
-        ).to(model.device)
+        enc = chat.encode_prompts([p["question"] for p in batch], images).to(model.device)
         seeds = [sample_seed(cfg.seed, pid, j) for pid in ids for j in range(cfg.n)]
         generated = seeded_generate(
-            model, tok, enc, seeds, cfg.n, cfg.temperature, cfg.max_new_tokens
+            model,
+            tok,
+            enc,
+            seeds,
+            cfg.n,
+            cfg.temperature,
+            cfg.max_new_tokens,
+            chat.stop_token_ids,
         )
         new_tokens += int((generated != tok.pad_token_id).sum())
-        texts = tok.batch_decode(generated, skip_special_tokens=True)
+        texts = [chat.decode(row) for row in generated]
         for row, text in enumerate(texts):
             pid, j = ids[row // cfg.n], row % cfg.n
             rows.append(

@@ -64,6 +64,7 @@ def seeded_generate(
     num_return_sequences: int,
     temperature: float,
     max_new_tokens: int,
+    stop_token_ids: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Sample ``num_return_sequences`` continuations per encoded prompt, one seed per row.
 
@@ -76,6 +77,8 @@ def seeded_generate(
         num_return_sequences: Rows per prompt.
         temperature: Sampling temperature (> 0).
         max_new_tokens: Generation budget.
+        stop_token_ids: Tokens that end a row (the family's end of turn and EOS; default:
+            the tokenizer's EOS).
 
     Returns:
         The generated token ids without the prompt, one row per seed, padded with the pad
@@ -91,6 +94,6 @@ def seeded_generate(
         top_k=None,
         top_p=None,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=list(stop_token_ids or [tokenizer.eos_token_id]),
     )
     return out[:, enc["input_ids"].shape[1] :]

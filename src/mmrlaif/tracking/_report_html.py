@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mmrlaif.models.chat import EOS_TOKEN, IMAGE_TOKEN
+from mmrlaif.models.chat import EOS_TOKEN, IMAGE_TOKEN, message_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -317,11 +317,17 @@ def _pair(iteration: int, row: Mapping[str, Any]) -> str:
     return "\n".join(out) + "</div>"
 
 
-def _answer(text: Any) -> str:
-    return str(text or "").strip().removesuffix(EOS_TOKEN).strip()
+def _answer(cell: Any) -> str:
+    """An answer of the pairs table: an assistant turn (or, in older tables, a string)."""
+    if isinstance(cell, list | tuple):
+        return message_text(cell).strip()
+    return str(cell or "").strip().removesuffix(EOS_TOKEN).strip()
 
 
 def _question(prompt: Any) -> str:
+    """The question of the pairs table's user turn (or of an older table's prompt string)."""
+    if isinstance(prompt, list | tuple):
+        return message_text(prompt).strip()
     m = _QUESTION.fullmatch(str(prompt or ""))
     return m["q"] if m else str(prompt or "").replace(IMAGE_TOKEN, "").strip()
 

@@ -20,9 +20,10 @@ from transformers.trainer_utils import get_last_checkpoint
 from mmrlaif import artifacts
 from mmrlaif.config import Config, DPOConfig, ModelConfig
 from mmrlaif.io import copy_tree, write_json
+from mmrlaif.models.families import family_of, freeze_vision_encoder, lora_target_regex
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import save_model
-from mmrlaif.training.sft import freeze_vision_tower
+from mmrlaif.training.data import PreferenceCollator
 
 #: Root of DPO checkpoints on a shared volume (set by the pipeline's Kubernetes settings).
 CHECKPOINT_DIR_ENV = "MMRLAIF_CHECKPOINT_DIR"
@@ -39,7 +40,6 @@ DEFAULT_DPO_ARGS: dict[str, Any] = {
     "warmup_steps": 0.05,
     "num_train_epochs": 4,
     "per_device_train_batch_size": 8,
-    "activation_checkpointing": False,
     "logging_steps": 1,
     "save_strategy": "epoch",
     "save_total_limit": 2,
@@ -111,7 +111,7 @@ def dpo_arguments(cfg: DPOConfig, output_dir: Path, seed: int):
 
 
 def check_lengths(dataset, processor: ProcessorMixin, max_length: int, batch_size: int = 64) -> int:
-    """Tokenise every pair as TRL will and fail on one longer than ``max_length``.
+    """Encode every pair as training will and fail on one longer than ``max_length``.
 
     Returns:
         The longest prompt + answer, in tokens.
@@ -119,13 +119,11 @@ def check_lengths(dataset, processor: ProcessorMixin, max_length: int, batch_siz
     Raises:
         ValueError: Naming the pair (``prompt_id`` and which answer) that is too long.
     """
-    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
-
-    collator = DataCollatorForVisionPreference(processor=processor, max_length=None)
+    collator = PreferenceCollator(processor)
     longest = 0
     for start in range(0, len(dataset), batch_size):
         rows = [dict(dataset[i]) for i in range(start, min(start + batch_size, len(dataset)))]
-        lengths = collator([dict(r) for r in rows])["attention_mask"].sum(dim=1).tolist()
+        lengths = collator(rows)["attention_mask"].sum(dim=1).tolist()
         n = len(rows)
         for i, row in enumerate(rows):
             for which, length in (("chosen", lengths[i]), ("rejected", lengths[i + n])):
@@ -139,15 +137,20 @@ def check_lengths(dataset, processor: ProcessorMixin, max_length: int, batch_siz
     return longest
 
 
-def _lora_config(cfg: DPOConfig):
+def lora_config(cfg: DPOConfig, model: PreTrainedModel, family: str | None = None):
+    """PEFT's ``LoraConfig`` with adapters on the language model's projections only (resolved
+    for the model's family; ``dpo.lora.target_regex`` overrides)."""
     from peft import LoraConfig
 
     assert cfg.lora is not None
+    target = cfg.lora.target_regex or lora_target_regex(
+        model, family_of(model, family), cfg.lora.target_modules
+    )
     return LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
-        target_modules=cfg.lora.target_modules,
+        target_modules=target,
         task_type="CAUSAL_LM",
     )
 
@@ -162,6 +165,7 @@ def train_dpo(
     resume: bool = True,
     callbacks: Sequence[TrainerCallback] = (),
     checkpoint_dir: str | Path | None = None,
+    family: str | None = None,
 ) -> DPOResult:
     """Train ``model`` with DPO on a pairs dataset and save it under ``output_dir/model``.
 
@@ -177,6 +181,7 @@ def train_dpo(
         callbacks: Extra ``TrainerCallback`` s.
         checkpoint_dir: Where checkpoints go (default ``output_dir/checkpoints``); a shared
             volume lets a retried task resume.
+        family: The model family, when not detected from the model (``model.family``).
 
     Returns:
         Where the model went, the step history and the pair counts.
@@ -186,7 +191,8 @@ def train_dpo(
     output_dir = Path(output_dir)
     check_lengths(dataset, processor, cfg.max_length)
     if cfg.lora is None and cfg.freeze_vision_tower:
-        freeze_vision_tower(model)
+        n_frozen = freeze_vision_encoder(model, family_of(model, family))
+        logger.info("vision encoder frozen (%d parameters)", n_frozen)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
     args = dpo_arguments(cfg, ckpt_dir, seed)
     last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
@@ -197,7 +203,8 @@ def train_dpo(
         args=args,
         train_dataset=dataset,
         processing_class=processor,
-        peft_config=_lora_config(cfg) if cfg.lora is not None else None,
+        data_collator=PreferenceCollator(processor, cfg.max_length),
+        peft_config=lora_config(cfg, model, family) if cfg.lora is not None else None,
         callbacks=list(callbacks),
     )
     if last:
@@ -243,9 +250,18 @@ def dpo_stage(
         model_dir = copy_tree(policy_dir, output_dir / "model")
         result = DPOResult(model_dir, 0, skipped_reason=reason)
     else:
-        model, processor = load_vlm(str(policy_dir), model_cfg.dtype, model_cfg.trust_remote_code)
+        model, processor = load_vlm(
+            str(policy_dir), model_cfg.dtype, model_cfg.trust_remote_code, family=model_cfg.family
+        )
         result = train_dpo(
-            model, processor, dataset, cfg, output_dir, seed, checkpoint_dir=checkpoint_dir
+            model,
+            processor,
+            dataset,
+            cfg,
+            output_dir,
+            seed,
+            checkpoint_dir=checkpoint_dir,
+            family=model_cfg.family,
         )
     if not cfg.keep_checkpoints:
         shutil.rmtree(checkpoint_dir or output_dir / "checkpoints", ignore_errors=True)

@@ -15,6 +15,7 @@ from transformers import PreTrainedModel, ProcessorMixin, Trainer, TrainingArgum
 
 from mmrlaif.config import Config, ModelConfig, SFTConfig
 from mmrlaif.io import read_rows
+from mmrlaif.models.families import family_of, freeze_vision_encoder
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import build_tiny_vlm, save_model
 from mmrlaif.training.data import Example, SupervisedCollator, examples_from_rows
@@ -82,22 +83,6 @@ def training_arguments(cfg: SFTConfig, output_dir: Path, seed: int) -> TrainingA
         raise ValueError(f"sft.trainer: {exc}") from exc
 
 
-def freeze_vision_tower(model: PreTrainedModel) -> int:
-    """Stop gradients to the vision encoder of a LLaVA-style model.
-
-    Returns:
-        The number of parameters frozen.
-
-    Raises:
-        ValueError: If the model has no vision tower.
-    """
-    tower = getattr(getattr(model, "model", model), "vision_tower", None)
-    if tower is None:
-        raise ValueError(f"{type(model).__name__} has no vision_tower to freeze")
-    tower.requires_grad_(False)
-    return sum(p.numel() for p in tower.parameters())
-
-
 def train_sft(
     model: PreTrainedModel,
     processor: ProcessorMixin,
@@ -105,6 +90,7 @@ def train_sft(
     cfg: SFTConfig,
     output_dir: str | Path,
     seed: int,
+    family: str | None = None,
 ) -> SFTResult:
     """Fine-tune ``model`` on (image, question, answer) rows; loss on answers only.
 
@@ -115,6 +101,7 @@ def train_sft(
         cfg: Trainer pass-through arguments and the token budget.
         output_dir: The run folder; the model is saved under ``model/`` inside it.
         seed: Seed of the data order and dropout.
+        family: The model family, when not detected from the model (``model.family``).
 
     Returns:
         Where the model went, the loss curve and the skip counts.
@@ -125,8 +112,8 @@ def train_sft(
         raise ValueError(f"no SFT examples left after skips {dict(skips)}")
     logger.info("SFT on %d examples (skipped: %s)", len(examples), dict(skips) or "none")
     if cfg.freeze_vision_tower:
-        n_frozen = freeze_vision_tower(model)
-        logger.info("vision tower frozen (%d parameters)", n_frozen)
+        n_frozen = freeze_vision_encoder(model, family_of(model, family))
+        logger.info("vision encoder frozen (%d parameters)", n_frozen)
     args = training_arguments(cfg, output_dir / "checkpoints", seed)
     trainer = Trainer(
         model=model,
@@ -170,9 +157,14 @@ def sft_stage(
         model, processor = build_tiny_vlm(model_cfg.tiny, image_size, model_cfg.seed)
     else:
         model, processor = load_vlm(
-            model_cfg.name_or_path, model_cfg.dtype, model_cfg.trust_remote_code
+            model_cfg.name_or_path,
+            model_cfg.dtype,
+            model_cfg.trust_remote_code,
+            family=model_cfg.family,
         )
-    return train_sft(model, processor, read_rows(sft_table), sft_cfg, output_dir, seed)
+    return train_sft(
+        model, processor, read_rows(sft_table), sft_cfg, output_dir, seed, model_cfg.family
+    )
 
 
 def base_policy_stage(cfg: Config, world_dir: str | Path, out_run: str | Path) -> SFTResult:
@@ -197,7 +189,9 @@ def base_policy_stage(cfg: Config, world_dir: str | Path, out_run: str | Path) -
     downloads = out_run / ".source.tmp"
     shutil.rmtree(downloads, ignore_errors=True)
     resolved = resolve_policy(cfg.model.name_or_path, tracking_uri(cfg), downloads)
-    model, processor = load_vlm(resolved.path, cfg.model.dtype, cfg.model.trust_remote_code)
+    model, processor = load_vlm(
+        resolved.path, cfg.model.dtype, cfg.model.trust_remote_code, family=cfg.model.family
+    )
     shutil.rmtree(downloads, ignore_errors=True)
     write_json(resolved.to_dict(), out_run / POLICY_SOURCE)
     tmp = out_run / ".model.tmp"

@@ -5,7 +5,6 @@ import torch
 
 from mmrlaif import io
 from mmrlaif.evaluation.guidance import best_of_n, completion_logprobs, guidance_rewards
-from mmrlaif.models.chat import format_completion, format_prompt
 from mmrlaif.models.tiny import build_tiny_vlm
 from tests.conftest import SMALL_MODEL
 
@@ -18,9 +17,10 @@ def test_completion_logprobs_by_hand(small_world, tiny_model):
     sums, counts = completion_logprobs(model, processor, [image], [question], [response])
     # by hand: one full pass, then add log p of each completion token given its prefix
     tok = processor.tokenizer
-    n_prompt = len(processor(text=[format_prompt(question)], images=[image])["input_ids"][0])
+    prompt = f"USER: <image>\n{question} ASSISTANT:"  # the tiny model's LLaVA-1.5 format
+    n_prompt = len(processor(text=[prompt], images=[image])["input_ids"][0])
     enc = processor(
-        text=[format_prompt(question) + format_completion(response)],
+        text=[f"{prompt} {response}</s>"],
         images=[image],
         return_tensors="pt",
     )

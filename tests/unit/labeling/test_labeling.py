@@ -101,8 +101,6 @@ def test_unknown_prompt_id_is_named(small_world, tiny_model):
 
 
 def test_prefix_cache_path_gives_the_naive_verdicts(small_world, tiny_model):
-    from mmrlaif.models.chat import format_prompt, split_prompt
-
     model, processor = tiny_model
     prompts = io.read_rows(small_world.prompts("align"))[:3]
     images = [io.cell_to_image(p["image"], p["prompt_id"]) for p in prompts]
@@ -123,21 +121,21 @@ def test_prefix_cache_path_gives_the_naive_verdicts(small_world, tiny_model):
     # 3 images: 3 prefix passes + 2 suffix passes each (5 questions, batches of 4)
     assert fast.forward_passes == 3 + 3 * 2
     assert naive.forward_passes == 4  # 15 questions in batches of 4
-    prefix, suffix = split_prompt("Q?")
-    assert prefix + suffix == format_prompt("Q?")
 
 
 def test_prefix_and_suffix_tokens_concatenate_to_the_full_prompt(small_world, tiny_model):
-    from mmrlaif.models.chat import format_prompt, split_prompt
+    from mmrlaif.models.chat import ChatFormat
 
     _, processor = tiny_model
+    chat = ChatFormat(processor)
     image = io.cell_to_image(io.read_rows(small_world.prompts("align"))[0]["image"], "p")
     question = "Is there a coffee cup in the image? Please answer yes or no."
-    prefix, suffix = split_prompt(question)
-    full = processor(text=[format_prompt(question)], images=[image])["input_ids"][0]
-    head = processor(text=[prefix], images=[image])["input_ids"][0]
-    tail = processor.tokenizer(suffix, add_special_tokens=False)["input_ids"]
-    assert list(full) == list(head) + list(tail)
+    # LLaVA-1.5's format: the prefix ends on the image token, the suffix is the rest
+    assert chat.prefix == "USER: <image>"
+    assert chat.suffix(question) == f"\n{question} ASSISTANT:"
+    full = processor(text=[chat.prompt(question)], images=[image])["input_ids"][0]
+    head = processor(text=[chat.prefix], images=[image])["input_ids"][0]
+    assert list(full) == list(head) + chat.suffix_ids([question])[0]
 
 
 def test_missing_image_of_a_sampled_prompt_is_named(small_world, tiny_model):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmrlaif.models.chat import format_completion, format_prompt, user_message
+from mmrlaif.models.chat import ChatFormat, user_message
 from mmrlaif.models.load import ModelLoadError, load_vlm
 from mmrlaif.models.tiny import save_model
 from mmrlaif.models.tokenizer import train_tokenizer, world_corpus
@@ -16,16 +16,17 @@ def tokenizer():
 def test_chat_template_renders_the_shared_format(tokenizer):
     conversation = [*user_message("Describe the image."), {"role": "assistant", "content": "A b."}]
     rendered = tokenizer.apply_chat_template(conversation, tokenize=False)
-    assert rendered == format_prompt("Describe the image.") + format_completion("A b.")
+    assert rendered == "USER: <image>\nDescribe the image. ASSISTANT: A b.</s>"
     prompt = tokenizer.apply_chat_template(
         user_message("Q?"), tokenize=False, add_generation_prompt=True
     )
-    assert prompt == format_prompt("Q?") == "USER: <image>\nQ? ASSISTANT:"
+    assert prompt == "USER: <image>\nQ? ASSISTANT:"
 
 
 def test_prompt_tokens_are_a_prefix_and_decode_round_trips(tokenizer):
-    prompt = format_prompt("Is there a coffee cup in the image? Please answer yes or no.")
-    full = prompt + format_completion("Yes")
+    question = "Is there a coffee cup in the image? Please answer yes or no."
+    prompt = f"USER: <image>\n{question} ASSISTANT:"
+    full = prompt + " Yes</s>"
     p_ids = tokenizer(prompt)["input_ids"]
     f_ids = tokenizer(full)["input_ids"]
     assert f_ids[: len(p_ids)] == p_ids
@@ -47,7 +48,7 @@ def test_save_and_load_round_trip_exactly(tiny_model, tmp_path):
     loaded, loaded_processor = load_vlm(str(path))
     image = Image.new("RGB", (64, 64), (200, 40, 40))
     enc = loaded_processor(
-        text=[format_prompt("Describe the image.")], images=[image], return_tensors="pt"
+        text=["USER: <image>\nDescribe the image. ASSISTANT:"], images=[image], return_tensors="pt"
     )
     n_image = int((enc["input_ids"] == model.config.image_token_index).sum())
     assert n_image == model.config.image_seq_length == 16
@@ -73,3 +74,27 @@ def test_missing_model_path_is_named(tmp_path):
         load_vlm(str(tmp_path / "nope"))
     with pytest.raises(ModelLoadError, match="unknown dtype"):
         load_vlm(str(tmp_path), dtype="float8")
+
+
+def test_chat_format_of_the_tiny_model(tiny_model):
+    _, processor = tiny_model
+    chat = ChatFormat(processor)
+    assert chat.prompt("Q?") == "USER: <image>\nQ? ASSISTANT:"
+    assert chat.completion("A b.") == " A b.</s>"
+    assert chat.end_of_turn == "</s>"
+    assert chat.stop_token_ids == [processor.tokenizer.eos_token_id]
+    assert chat.add_special_tokens  # the template writes no BOS of its own
+    assert chat.prefix + chat.suffix("Q?") == chat.prompt("Q?")
+    # a completion's ids are the continuation of its prompt's ids, end of turn last
+    (ids,) = chat.completion_ids(["Q?"], ["A b."])
+    full = processor.tokenizer(chat.prompt("Q?") + " A b.</s>")["input_ids"]
+    assert full[-len(ids) :] == ids and ids[-1] == processor.tokenizer.eos_token_id
+
+
+def test_chat_format_needs_a_template(tiny_model):
+    from mmrlaif.models.chat import ChatFormatError
+
+    _, processor = tiny_model
+    processor.chat_template = None
+    with pytest.raises(ChatFormatError, match="has no chat template"):
+        ChatFormat(processor)

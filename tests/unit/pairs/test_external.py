@@ -2,6 +2,7 @@ import pytest
 from PIL import Image
 
 from mmrlaif import io
+from mmrlaif.models.chat import assistant_message, user_message
 from mmrlaif.pairs.external import import_rlaifv_rows
 
 
@@ -25,8 +26,9 @@ def test_import_converts_and_counts_skips():
     assert skips == {"empty_answer": 1, "identical": 1}
     (r,) = out
     assert r["source"] == "external" and r["prompt_id"].startswith("ext-")
-    assert r["prompt"] == "USER: <image>\nWhat is it? ASSISTANT:"
-    assert r["chosen"] == " A cup.</s>" and r["rejected"] == " A cup and a saucer.</s>"
+    assert r["prompt"] == user_message("What is it?")
+    assert r["chosen"] == assistant_message("A cup.")
+    assert r["rejected"] == assistant_message("A cup and a saucer.")
     assert io.cell_to_image(r["images"][0], "x").getpixel((0, 0)) == (1, 2, 3)
 
 

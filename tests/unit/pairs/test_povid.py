@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from mmrlaif import io
+from mmrlaif.models.chat import message_text
 from mmrlaif.pairs.povid import CooccurrenceInjector, noise_rows, text_injection_rows
 from mmrlaif.toyworld import toy_lexicon
 
@@ -39,8 +40,8 @@ def test_text_rows_and_skips(small_world):
     lexicon = toy_lexicon()
     for r in rows:
         assert r["source"] == "povid_text"
-        chosen = set(lexicon.objects_in(r["chosen"]))
-        rejected = set(lexicon.objects_in(r["rejected"]))
+        chosen = set(lexicon.objects_in(message_text(r["chosen"])))
+        rejected = set(lexicon.objects_in(message_text(r["rejected"])))
         assert chosen < rejected and len(rejected - chosen) == 1
 
 

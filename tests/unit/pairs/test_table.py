@@ -3,6 +3,7 @@ from datasets import load_dataset
 from PIL import Image
 
 from mmrlaif import io
+from mmrlaif.models.chat import message_text
 from mmrlaif.models.tiny import save_model
 from mmrlaif.pairs.rlaifv import Candidate, Pair
 from mmrlaif.pairs.table import pair_row, rlaifv_rows
@@ -28,9 +29,15 @@ def test_rows_have_trl_layout_and_provenance(small_world, tmp_path):
     path = io.write_table(rows, tmp_path / "pairs.parquet")
     ds = load_dataset("parquet", data_files=str(path), split="train")
     row = ds[0]
-    assert row["prompt"].startswith("USER: <image>\n") and row["prompt"].endswith("ASSISTANT:")
-    assert row["chosen"] == " There is a cup.</s>"
-    assert row["rejected"] == " There is a cup and a saucer.</s>"
+    # the conversational layout: a user turn (image slot, then the question), assistant turns
+    (user,) = row["prompt"]
+    assert user["role"] == "user"
+    assert [p["type"] for p in user["content"]] == ["image", "text"]
+    assert user["content"][1]["text"] == prompts[0]["question"]
+    assert row["chosen"] == [
+        {"role": "assistant", "content": [{"type": "text", "text": "There is a cup."}]}
+    ]
+    assert message_text(row["rejected"]) == "There is a cup and a saucer."
     assert isinstance(row["images"][0], Image.Image)
     assert (row["source"], row["chosen_score"], row["rejected_idx"]) == ("rlaifv", 0.0, 3)
 

@@ -1,7 +1,7 @@
 """Yes/no replay pairs (checker protection): drawn from the SFT data's yes/no questions."""
 
 from mmrlaif.io import read_rows
-from mmrlaif.models.chat import format_completion
+from mmrlaif.models.chat import assistant_message
 from mmrlaif.pairs.stage import yesno_replay_rows
 
 
@@ -15,8 +15,8 @@ def test_replay_pairs_prefer_the_right_answer(small_world):
         truth = by_id[row["prompt_id"]]["answer"]
         other = "No" if truth == "Yes" else "Yes"
         assert (row["chosen"], row["rejected"]) == (
-            format_completion(truth),
-            format_completion(other),
+            assistant_message(truth),
+            assistant_message(other),
         )
         assert row["images"] == [by_id[row["prompt_id"]]["image"]]
     assert yesno_replay_rows(sft, 5, seed=3) == rows  # seeded

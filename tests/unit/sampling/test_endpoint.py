@@ -18,7 +18,6 @@ from PIL import Image
 
 from mmrlaif import io
 from mmrlaif.config import ConfigError, ModelConfig, SamplingConfig, parse_config
-from mmrlaif.models.chat import format_prompt
 from mmrlaif.models.server import VLMChatServer
 from mmrlaif.sampling.backends import make_backend
 from mmrlaif.sampling.endpoint import EndpointError, OpenAISamplingBackend
@@ -68,7 +67,7 @@ def test_endpoint_samples_equal_in_process_samples(small_world, tiny_model):
     first = prompts[0]
     request_seed = sample_seed(cfg.seed, first["prompt_id"], 0)
     enc = processor(
-        text=[format_prompt(first["question"])],
+        text=[f"USER: <image>\n{first['question']} ASSISTANT:"],
         images=[io.cell_to_image(first["image"], first["prompt_id"])],
         return_tensors="pt",
     )
