@@ -12,9 +12,9 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch first, pinned: the CPU build; an unpinned torch would pull a multi-GB CUDA build.
+# torch and torchvision first, pinned as a pair (pyproject.toml says why).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) torch==2.13.0
+	$(PIP) torch==2.14.1 torchvision==0.29.1
 	$(PIP) -e .
 	touch $@
 

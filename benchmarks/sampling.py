@@ -51,7 +51,7 @@ def main() -> None:
                 top_k=None,
                 top_p=None,
                 pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
+                eos_token_id=chat.stop_token_ids,
             )
             new = out[0, enc["input_ids"].shape[1] :]
             base_tokens += int((new != tok.pad_token_id).sum())

@@ -5,7 +5,8 @@
 ARG PYTHON_BASE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 FROM ${PYTHON_BASE}
 
-ARG TORCH_VERSION=2.13.0
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.1
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 ARG PSYCOPG_VERSION=2.9.11
 ARG APP_UID=1000
@@ -21,8 +22,10 @@ ENV MMRLAIF_GIT_SHA=${GIT_SHA} \
     HF_HOME=/tmp/hf
 
 WORKDIR /opt/mmrlaif
-# torch first, from the CPU index: the package's torch pin would otherwise pull a CUDA build.
-RUN pip install --no-cache-dir --index-url "${TORCH_CPU_INDEX}" "torch==${TORCH_VERSION}"
+# torch and torchvision first, from the CPU index: the package's pins would otherwise pull a CUDA
+# build (and PyPI's torchvision does not import beside a CPU torch).
+RUN pip install --no-cache-dir --index-url "${TORCH_CPU_INDEX}" \
+        "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY components ./components

@@ -10,7 +10,8 @@ FROM ${UV_IMAGE} AS uv
 
 FROM ${CUDA_BASE}
 ARG PYTHON_VERSION=3.11.14
-ARG TORCH_VERSION=2.13.0
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.1
 ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
 ARG DEEPSPEED_VERSION=0.19.8
 ARG FLASH_ATTN_VERSION=
@@ -31,7 +32,8 @@ ENV MMRLAIF_GIT_SHA=${GIT_SHA} \
 COPY --from=uv /uv /usr/local/bin/uv
 RUN uv python install "${PYTHON_VERSION}" \
     && uv venv --python "${PYTHON_VERSION}" "${VIRTUAL_ENV}" \
-    && uv pip install --index-url "${TORCH_CUDA_INDEX}" "torch==${TORCH_VERSION}"
+    && uv pip install --index-url "${TORCH_CUDA_INDEX}" \
+         "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 
 WORKDIR /opt/mmrlaif
 COPY pyproject.toml README.md ./

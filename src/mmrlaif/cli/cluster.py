@@ -30,6 +30,9 @@ def register(add: AddCommand) -> None:
 
 def _cmd_compile(cfg: Config, args: argparse.Namespace) -> None:
     from mmrlaif.pipelines import compile_pipeline
+    from mmrlaif.training.validate import check_trainer_args
+
+    check_trainer_args(cfg)
 
     name = "rlaif_v" if cfg.pipeline.method == "rlaifv" else "povid"
     out = args.out or Path(cfg.run.output_dir) / f"{name}.yaml"
@@ -111,6 +114,9 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
 
 def _cmd_submit(cfg: Config, args: argparse.Namespace) -> None:
     from mmrlaif.pipelines.client import KFPServerError, submit_run
+    from mmrlaif.training.validate import check_trainer_args
+
+    check_trainer_args(cfg)
 
     try:
         run = submit_run(
@@ -133,6 +139,9 @@ def _cmd_submit(cfg: Config, args: argparse.Namespace) -> None:
 
 def _cmd_schedule(cfg: Config, args: argparse.Namespace) -> None:
     from mmrlaif.pipelines.client import KFPServerError, schedule_run
+    from mmrlaif.training.validate import check_trainer_args
+
+    check_trainer_args(cfg)
 
     try:
         scheduled = schedule_run(

@@ -123,8 +123,10 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     from mmrlaif.pipelines.build import run_local
     from mmrlaif.tracking import open_ui_command
     from mmrlaif.tracking.steps import tracking_uri
+    from mmrlaif.training.validate import check_trainer_args
 
     check_local_paths(cfg)
+    check_trainer_args(cfg)
     start = time.perf_counter()
     uri = tracking_uri(cfg)
     summary = json.loads(run_local(cfg, uri).read_text())
@@ -147,8 +149,10 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
 def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:
     from mmrlaif.config import check_local_paths
     from mmrlaif.pipelines.ablation import AblationError, run_ablation, summarize, variant_config
+    from mmrlaif.training.validate import check_trainer_args
 
     check_local_paths(cfg)
+    check_trainer_args(cfg)
     variants = [v for v in args.variants.split(",") if v]
     out = Path(args.out or Path(cfg.run.output_dir) / "ablation")
     if args.jobs < 1:

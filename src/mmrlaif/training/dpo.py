@@ -79,6 +79,21 @@ class DPOResult:
         return out
 
 
+def dpo_kwargs(cfg: DPOConfig, output_dir: Path, seed: int) -> dict[str, Any]:
+    """The defaults, this machine's device and ``cfg.trainer`` merged: ``trl.DPOConfig``'s
+    keyword arguments."""
+    cuda = torch.cuda.is_available()
+    device = {"use_cpu": not cuda, "bf16": cuda and torch.cuda.is_bf16_supported()}
+    args = DEFAULT_DPO_ARGS | device | {"seed": seed, "data_seed": seed} | dict(cfg.trainer)
+    return args | {
+        "output_dir": str(output_dir),
+        # lengths are checked up front (an over-long pair is an error); TRL must not cut
+        "max_length": None,
+        "precompute_ref_log_probs": False,
+        "deepspeed": cfg.deepspeed,
+    }
+
+
 def dpo_arguments(cfg: DPOConfig, output_dir: Path, seed: int):
     """Merge the defaults, the device and ``cfg.trainer`` into ``trl.DPOConfig``.
 
@@ -87,18 +102,8 @@ def dpo_arguments(cfg: DPOConfig, output_dir: Path, seed: int):
     """
     from trl import DPOConfig as TRLDPOConfig
 
-    cuda = torch.cuda.is_available()
-    device = {"use_cpu": not cuda, "bf16": cuda and torch.cuda.is_bf16_supported()}
-    args = DEFAULT_DPO_ARGS | device | {"seed": seed, "data_seed": seed} | dict(cfg.trainer)
-    args |= {
-        "output_dir": str(output_dir),
-        # lengths are checked up front (an over-long pair is an error); TRL must not cut
-        "max_length": None,
-        "precompute_ref_log_probs": False,
-        "deepspeed": cfg.deepspeed,
-    }
     try:
-        return TRLDPOConfig(**args)
+        return TRLDPOConfig(**dpo_kwargs(cfg, output_dir, seed))
     except ImportError as exc:
         if cfg.deepspeed:
             raise ImportError(

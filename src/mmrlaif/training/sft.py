@@ -69,16 +69,20 @@ class _ExampleDataset(Dataset):
         return self.examples[i]
 
 
+def training_kwargs(cfg: SFTConfig, output_dir: Path, seed: int) -> dict[str, Any]:
+    """The defaults merged with ``cfg.trainer``: the keyword arguments of ``TrainingArguments``."""
+    args = DEFAULT_TRAINER_ARGS | {"seed": seed, "data_seed": seed} | dict(cfg.trainer)
+    return args | {"output_dir": str(output_dir), "remove_unused_columns": False}
+
+
 def training_arguments(cfg: SFTConfig, output_dir: Path, seed: int) -> TrainingArguments:
     """Merge the defaults with ``cfg.trainer`` into ``TrainingArguments``.
 
     Raises:
         ValueError: Naming ``sft.trainer`` when a key is not a ``TrainingArguments`` field.
     """
-    args = DEFAULT_TRAINER_ARGS | {"seed": seed, "data_seed": seed} | dict(cfg.trainer)
-    args |= {"output_dir": str(output_dir), "remove_unused_columns": False}
     try:
-        return TrainingArguments(**args)
+        return TrainingArguments(**training_kwargs(cfg, output_dir, seed))
     except TypeError as exc:
         raise ValueError(f"sft.trainer: {exc}") from exc
 

@@ -75,7 +75,9 @@ def test_versions_agree_with_the_package_the_chart_and_the_pins():
     assert versions.release == mmrlaif.__version__ == PYPROJECT["project"]["version"]
     chart = yaml.safe_load((ROOT / "helm" / "mmrlaif" / "Chart.yaml").read_text())
     assert chart["appVersion"] == versions.release
-    assert f"torch=={versions.build_args['TORCH_VERSION']}" in PYPROJECT["project"]["dependencies"]
+    pins = PYPROJECT["project"]["dependencies"]
+    assert f"torch=={versions.build_args['TORCH_VERSION']}" in pins
+    assert f"torchvision=={versions.build_args['TORCHVISION_VERSION']}" in pins
     deepspeed = PYPROJECT["project"]["optional-dependencies"]["deepspeed"]
     assert deepspeed == [f"deepspeed=={versions.build_args['DEEPSPEED_VERSION']}"]
 
