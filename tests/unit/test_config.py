@@ -174,3 +174,56 @@ def test_reject_threshold_is_a_share(tmp_path):
     assert load_config(path).labeling.reject_threshold == 0.9
     with pytest.raises(ConfigError, match="reject_threshold must be in"):
         load_config(path, {"labeling.reject_threshold": 1.5})
+
+
+def _real_presets() -> list[Path]:
+    """The cluster presets: every YAML under configs/<model>/ that is not a tiny twin."""
+    return [
+        p
+        for p in sorted((ROOT / "configs").glob("*/*.yaml"))
+        if p.parent.name not in ("overlays", "deepspeed") and not p.name.endswith(".tiny.yaml")
+    ]
+
+
+def test_every_real_preset_has_a_tiny_twin_of_its_own_family():
+    presets = _real_presets()
+    names = {p.parent.name for p in presets}
+    assert {"llava15_7b", "qwen25vl_7b", "qwen3vl_8b", "gemma3_12b"} <= names
+    families = {"llava15": "twin:llava", "qwen25vl": "twin:qwen2_5_vl"}
+    families |= {"qwen3vl": "twin:qwen3_vl", "gemma3": "twin:gemma3"}
+    for preset in presets:
+        twin_path = preset.with_name(preset.stem + ".tiny.yaml")
+        assert twin_path.is_file(), f"{preset} has no tiny twin"
+        assert load_yaml(twin_path.read_text())["extends"] == preset.name
+        real, twin = load_config(preset), load_config(twin_path)
+        assert twin.model.name_or_path == families[preset.parent.name.split("_")[0]]
+        # the twin is the same pipeline: method, LoRA or not, checkpointing, labeler kind
+        assert twin.pipeline.method == real.pipeline.method
+        assert (twin.dpo.lora is None) == (real.dpo.lora is None)
+        assert twin.dpo.trainer.get("activation_checkpointing") == real.dpo.trainer.get(
+            "activation_checkpointing"
+        )
+        assert twin.dpo.trainer["beta"] == real.dpo.trainer["beta"]
+        assert twin.tracking == real.tracking and twin.kfp == real.kfp
+
+
+def test_extends_merges_a_file_over_its_parent(tmp_path):
+    (tmp_path / "base.yaml").write_text("sampling: {n: 7, temperature: 0.3}\nworld: {n_train: 9}\n")
+    (tmp_path / "mid.yaml").write_text("extends: base.yaml\nsampling: {n: 2}\n")
+    (tmp_path / "top.yaml").write_text("extends: mid.yaml\nworld: {n_eval: 3}\n")
+    cfg = load_config(tmp_path / "top.yaml")
+    assert (cfg.sampling.n, cfg.sampling.temperature) == (2, 0.3)
+    assert (cfg.world.n_train, cfg.world.n_eval) == (9, 3)
+    (tmp_path / "loop.yaml").write_text("extends: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "gone.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        load_config(tmp_path / "gone.yaml")
+
+
+def test_twin_sources_are_checked_at_load(tmp_path):
+    assert load_config(write(tmp_path, "model: {name_or_path: 'twin:gemma3@2'}\n")).model
+    with pytest.raises(ConfigError, match=r"model.name_or_path: 'twin:blip2'.*qwen2_5_vl"):
+        load_config(write(tmp_path, "model: {name_or_path: 'twin:blip2'}\n"))

@@ -141,7 +141,8 @@ def load_config(
     Args:
         path: The YAML file, or several: each later file is merged over the earlier ones
             (sections merge key by key; a list or a value replaces), e.g. a preset and a
-            site overlay with the cluster's settings.
+            site overlay with the cluster's settings. A file whose top level has
+            ``extends: <file>`` is merged over that file (a path relative to it) first.
         overrides: Dotted keys to values applied last (``{"sft.max_length": 64}``).
 
     Returns:
@@ -155,16 +156,33 @@ def load_config(
         raise ConfigError("no config file given")
     data: dict[str, Any] = {}
     for one in map(Path, paths):
-        try:
-            loaded = load_yaml(one.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {one}: {exc}") from exc
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(f"{one}: top level must be a mapping, got {type(loaded).__name__}")
-        overlay(data, loaded)
+        overlay(data, _read_preset(one, ()))
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     return from_dict(Config, data)
+
+
+def _read_preset(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """One YAML file as a mapping; a top-level ``extends: <file>`` (relative to this file) is
+    read first and this file merged over it (a tiny twin extends its real preset)."""
+    try:
+        loaded = load_yaml(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(loaded, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
+    loaded = dict(loaded)
+    parent = loaded.pop("extends", None)
+    if parent is None:
+        return loaded
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends must be a file name, got {type(parent).__name__}")
+    base_path = (path.parent / parent).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ConfigError(f"{path}: extends {parent} makes a cycle")
+    data = _read_preset(base_path, (*chain, path.resolve()))
+    overlay(data, loaded)
+    return data
 
 
 #: Config keys that name a model: a hub id, or a local folder that must exist.

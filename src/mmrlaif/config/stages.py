@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from mmrlaif.config.platform import GateConfig
 from mmrlaif.config.strict import ConfigError
-from mmrlaif.models.families import DEFAULT_LORA_MODULES, FAMILIES
+from mmrlaif.models.families import DEFAULT_LORA_MODULES, FAMILIES, parse_twin_spec
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,9 @@ class ModelConfig:
     Attributes:
         name_or_path: The starting policy: a hub id, a local ``save_pretrained`` directory, an
             ``s3://`` folder, or a registry reference ``models:/<name>@<alias>`` /
-            ``models:/<name>/<version>`` (resolved when the run starts and recorded on it).
+            ``models:/<name>/<version>`` (resolved when the run starts and recorded on it), or
+            ``twin:<family>[@<seed>]``: a tiny random twin of a real family's architecture
+            (:mod:`mmrlaif.models.twins`), built on the spot, to rehearse a real preset on CPU.
             ``None`` builds the tiny toy-world VLM from :attr:`tiny` (and its tokenizer from the
             world's text) and fine-tunes it on the world.
         tiny: Shape of the tiny VLM when one is built.
@@ -111,6 +113,11 @@ class ModelConfig:
     family: str | None = None
 
     def __post_init__(self) -> None:
+        if self.name_or_path is not None and self.name_or_path.startswith("twin:"):
+            try:
+                parse_twin_spec(self.name_or_path)
+            except ValueError as exc:
+                raise ConfigError(f"name_or_path: {exc}") from exc
         if self.family is not None and self.family not in FAMILIES:
             raise ConfigError(
                 f"family: unknown model family {self.family!r}; one of {', '.join(FAMILIES)}"

@@ -66,7 +66,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     try:
         return cls(**kwargs)
     except ConfigError as exc:  # a dataclass's own check (``__post_init__``): say where
-        raise ConfigError(f"{prefix}: {exc}" if prefix else str(exc)) from None
+        message = str(exc)
+        field_name = message.split(":", 1)[0]
+        if prefix and field_name in names:  # "family: ..." of section model: "model.family: ..."
+            raise ConfigError(f"{prefix}.{message}") from None
+        raise ConfigError(f"{prefix}: {message}" if prefix else message) from None
 
 
 def to_dict(config: Any) -> dict[str, Any]:

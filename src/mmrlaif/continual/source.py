@@ -1,6 +1,6 @@
 """Where a run's starting policy comes from: a hub id, a local folder, an ``s3://`` folder, or
-a model registry reference (``models:/<name>@<alias>``, ``models:/<name>/<version>``),
-resolved when the run starts."""
+a model registry reference (``models:/<name>@<alias>``, ``models:/<name>/<version>``), or a
+tiny random twin of a real family (``twin:<family>[@<seed>]``), resolved when the run starts."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class ResolvedPolicy:
 
     Attributes:
         spec: What the config said.
-        kind: ``hub``, ``local``, ``s3`` or ``registry``.
+        kind: ``hub``, ``local``, ``s3``, ``registry`` or ``twin``.
         path: What to load: a local folder, or the hub id as is.
         registered_model: For a registry reference: the model's name.
         version: For a registry reference: the version it resolved to.
@@ -62,8 +62,8 @@ def parse_registry_ref(spec: str) -> tuple[str, str | None, str | None]:
 def resolve_policy(spec: str, tracking_uri: str | None, download_to: str | Path) -> ResolvedPolicy:
     """Resolve ``spec`` to something :func:`mmrlaif.models.load_vlm` can load.
 
-    Registry references and ``s3://`` folders are downloaded under ``download_to``; a local
-    folder or a hub id is returned as is.
+    Registry references and ``s3://`` folders are downloaded under ``download_to``, a twin is
+    built and saved there; a local folder or a hub id is returned as is.
 
     Args:
         spec: The policy reference (``model.name_or_path``).
@@ -76,6 +76,16 @@ def resolve_policy(spec: str, tracking_uri: str | None, download_to: str | Path)
     download_to = Path(download_to)
     if spec.startswith("models:/"):
         return _resolve_registry(spec, tracking_uri, download_to)
+    if spec.startswith("twin:"):
+        from mmrlaif.models.families import parse_twin_spec
+        from mmrlaif.models.twins import save_twin
+
+        try:
+            family, seed = parse_twin_spec(spec)
+        except ValueError as exc:
+            raise PolicySourceError(f"model.name_or_path: {exc}") from exc
+        local = save_twin(family, download_to / "twin", seed=seed)
+        return ResolvedPolicy(spec, "twin", str(local))
     if s3.is_s3(spec):
         local = s3.download_tree(spec, download_to / "s3")
         return ResolvedPolicy(spec, "s3", str(local))

@@ -114,6 +114,37 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+#: Families with a tiny random twin (:mod:`mmrlaif.models.twins`): ``model.name_or_path:
+#: twin:<name>`` builds one (a CPU rehearsal of a real preset, nothing downloaded).
+TWIN_FAMILIES: tuple[str, ...] = (
+    "llava",
+    "llava_next",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "idefics3",
+    "smolvlm",
+    "gemma3",
+    "internvl",
+)
+
+#: ``twin:<family>`` or ``twin:<family>@<seed>``.
+TWIN_SPEC = re.compile(r"^twin:(?P<family>\w+)(?:@(?P<seed>\d+))?$")
+
+
+def parse_twin_spec(spec: str) -> tuple[str, int]:
+    """``twin:qwen2_5_vl@3`` as ``("qwen2_5_vl", 3)`` (seed 0 when omitted).
+
+    Raises:
+        ValueError: If ``spec`` is not of that form or names no twin family.
+    """
+    match = TWIN_SPEC.match(spec)
+    if not match or match["family"] not in TWIN_FAMILIES:
+        raise ValueError(
+            f"{spec!r} is not twin:<family>[@<seed>] with a family among {', '.join(TWIN_FAMILIES)}"
+        )
+    return match["family"], int(match["seed"] or 0)
+
+
 def supported_model_types() -> list[str]:
     """Every ``model_type`` some family covers, sorted."""
     return sorted(t for f in FAMILIES.values() for t in f.model_types)

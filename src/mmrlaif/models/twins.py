@@ -87,18 +87,10 @@ from tokenizers import (
 )
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
 
+from mmrlaif.models.families import TWIN_FAMILIES
+
 logger = logging.getLogger(__name__)
 
-TWIN_FAMILIES: tuple[str, ...] = (
-    "llava",
-    "llava_next",
-    "qwen2_5_vl",
-    "qwen3_vl",
-    "idefics3",
-    "smolvlm",
-    "gemma3",
-    "internvl",
-)
 
 #: The real checkpoint whose formats (chat template, tokenizer layout, config structure) each
 #: twin follows.

@@ -75,3 +75,14 @@ def test_s3_folders_are_downloaded(tmp_path, s3_env):
     resolved = resolve_policy(uri, None, tmp_path / "dl")
     assert resolved.kind == "s3"
     assert json.loads((Path(resolved.path) / "config.json").read_text())["marker"] == "on-s3"
+
+
+def test_a_twin_is_built_into_the_download_folder(tmp_path):
+    from mmrlaif.models.load import load_vlm
+
+    resolved = resolve_policy("twin:llava@1", None, tmp_path)
+    assert resolved.kind == "twin" and Path(resolved.path).parent == tmp_path
+    model, processor = load_vlm(resolved.path)
+    assert type(model).__name__ == "LlavaForConditionalGeneration"
+    with pytest.raises(PolicySourceError, match="twin:<family>"):
+        resolve_policy("twin:nope", None, tmp_path)
