@@ -42,6 +42,8 @@ DPO_ARGS = {
     "per_device_train_batch_size": 3,
     "learning_rate": 1e-2,
     "num_train_epochs": 1,
+    "lr_scheduler_type": "constant",
+    "warmup_steps": 0,
     "save_strategy": "no",
     "activation_checkpointing": False,
 }

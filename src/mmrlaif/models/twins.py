@@ -481,11 +481,18 @@ def _trained(family: str) -> _Trained:
         )
     if style == "gemma_sp":
         # Gemma: <pad> <eos> <bos> <unk> <mask>, the turn markers, the byte pieces; spaces are
-        # normalised to the metaspace and no prefix is added.
+        # normalised to the metaspace and no prefix is added. Runs of newlines are pieces of
+        # their own (user-defined symbols of Gemma's SentencePiece model): no piece joins a
+        # newline to text, so "model\n" + "There" tokenises as "model\n" and then "There".
         return _train_bpe(
             texts,
             normalizer=normalizers.Replace(" ", "▁"),
-            pre_tokenizer=pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never"),
+            pre_tokenizer=pre_tokenizers.Sequence(
+                [
+                    pre_tokenizers.Split(Regex("\n+"), behavior="isolated"),
+                    pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never"),
+                ]
+            ),
             leading=(
                 "<pad>",
                 "<eos>",
