@@ -178,6 +178,7 @@ def base_policy_stage(cfg: Config, world_dir: str | Path, out_run: str | Path) -
     table; otherwise the named model (a hub id, a folder, an ``s3://`` folder or a registry
     reference such as ``models:/<name>@champion``) is resolved, loaded and saved as is (the
     pipeline then aligns it), and what it resolved to is written to ``policy_source.json``.
+    A tiny twin (``twin:<family>``) is fine-tuned on the world's SFT table first.
     """
     from mmrlaif.continual import POLICY_SOURCE
     from mmrlaif.continual.source import resolve_policy
@@ -198,6 +199,14 @@ def base_policy_stage(cfg: Config, world_dir: str | Path, out_run: str | Path) -
     )
     shutil.rmtree(downloads, ignore_errors=True)
     write_json(resolved.to_dict(), out_run / POLICY_SOURCE)
+    if resolved.kind == "twin":
+        # A random twin stands in for an instruction-tuned checkpoint: fine-tuned on the
+        # world's SFT split (sft.*) as the project's own tiny VLM is, it describes images in
+        # the words the world's lexicon and labeler know.
+        world = WorldPaths(Path(world_dir))
+        return train_sft(
+            model, processor, read_rows(world.sft), cfg.sft, out_run, cfg.run.seed, cfg.model.family
+        )
     tmp = out_run / ".model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     save_model(model, processor, tmp)
