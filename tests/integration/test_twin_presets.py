@@ -23,19 +23,10 @@ TWINS = sorted((ROOT / "configs").glob("*/*.tiny.yaml"))
 
 @pytest.mark.parametrize("preset", TWINS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_tiny_twin_of_a_real_preset_runs_the_whole_pipeline(preset, tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # the run's own store (set here, so the test restores whatever the CLI exports)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     out = tmp_path / "run"
-    code = main(
-        [
-            "run",
-            "--config",
-            str(preset),
-            "--set",
-            f"run.output_dir={out}",
-            "--set",
-            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-        ]
-    )
+    code = main(["run", "--config", str(preset), "--set", f"run.output_dir={out}"])
     assert code == 0
     (run_root,) = (out / "kfp").iterdir()
     source = json.loads((run_root / "base-policy" / "policy" / "policy_source.json").read_text())

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transformers import ProcessorMixin
+if TYPE_CHECKING:  # no transformers (nor torch) for the tracking, world and pairs tasks
+    from transformers import ProcessorMixin
 
 logger = logging.getLogger(__name__)
 

@@ -356,3 +356,13 @@ def test_cli_report(rlaifv_run: Path, tmp_path: Path, capsys) -> None:
 def test_importing_the_report_module_loads_no_plotting() -> None:
     code = "import sys, mmrlaif.tracking.report; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_cpu_tasks_import_neither_torch_nor_transformers() -> None:
+    # the tracking, world and pairs tasks start in a fraction of a second (each KFP task is a
+    # process of its own): the chat format's messages must not pull in a model library
+    code = (
+        "import sys, mmrlaif.tracking.steps, mmrlaif.pairs.stage, mmrlaif.toyworld.stage; "
+        "loaded = {'torch', 'transformers'} & set(sys.modules); assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -50,11 +50,11 @@ def test_the_evaluate_step_adds_the_benchmarks_to_its_report(
 
 
 def test_benchmark_config_errors_name_the_key(tmp_path, bench_data):
-    with pytest.raises(ConfigError, match=r"eval.benchmarks: run: unknown benchmark\(s\) chair"):
+    with pytest.raises(ConfigError, match=r"eval.benchmarks.run: unknown benchmark\(s\) chair"):
         _cfg(tmp_path, run=["chair"])
-    with pytest.raises(ConfigError, match=r"eval.benchmarks: data: no data root for amber"):
+    with pytest.raises(ConfigError, match=r"eval.benchmarks.data: no data root for amber"):
         _cfg(tmp_path, run=["amber"])
-    with pytest.raises(ConfigError, match="eval.benchmarks: judge_endpoint: mmhal needs"):
+    with pytest.raises(ConfigError, match="eval.benchmarks.judge_endpoint: mmhal needs"):
         _cfg(tmp_path, run=["mmhal"], data={"mmhal": str(bench_data["mmhal"])})
     missing = _cfg(tmp_path, run=["pope"], data={"pope": str(tmp_path / "nowhere")})
     with pytest.raises(ConfigError, match="eval.benchmarks.data.pope: no such folder"):
