@@ -21,6 +21,7 @@ from datasets import Dataset
 from mmrlaif import io
 from mmrlaif.config import DPOConfig, EvalConfig, LoRAConfig, SamplingConfig
 from mmrlaif.evaluation.evaluate import evaluate_policy
+from mmrlaif.io.tables import cell_to_image
 from mmrlaif.labeling.labeler import VLMYesNoLabeler
 from mmrlaif.models.chat import ChatFormat
 from mmrlaif.models.families import family_of, vision_encoder_parameters
@@ -33,7 +34,6 @@ from mmrlaif.sampling.sampler import sample_candidates
 from mmrlaif.toyworld import toy_lexicon
 from mmrlaif.training.data import PreferenceCollator, encode_answers
 from mmrlaif.training.dpo import lora_config, train_dpo
-from mmrlaif.io.tables import cell_to_image
 
 pytestmark = pytest.mark.integration
 

@@ -82,7 +82,7 @@ def test_a_twin_is_built_into_the_download_folder(tmp_path):
 
     resolved = resolve_policy("twin:llava@1", None, tmp_path)
     assert resolved.kind == "twin" and Path(resolved.path).parent == tmp_path
-    model, processor = load_vlm(resolved.path)
+    model, _ = load_vlm(resolved.path)
     assert type(model).__name__ == "LlavaForConditionalGeneration"
     with pytest.raises(PolicySourceError, match="twin:<family>"):
         resolve_policy("twin:nope", None, tmp_path)

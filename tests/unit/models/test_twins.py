@@ -71,7 +71,7 @@ def test_every_family_has_a_reference_and_an_expected_format():
 
 
 def test_the_real_classes_at_a_tiny_size(twin):
-    family, model, processor = twin
+    family, model, _ = twin
     assert type(model).__name__ == CLASSES[family]
     assert sum(p.numel() for p in model.parameters()) < 5_000_000
     assert not model.training
