@@ -207,3 +207,31 @@ def test_reject_threshold_rejects_only_confident_noes(small_world):
     assert Verdict(0.0, 0.0).accepted_at(0.5) is Verdict(0.0, 0.0).accepted is False
     assert Verdict(0.0, 0.0).accepted_at(0.9) is False  # no evidence for "yes" at any threshold
     assert Verdict(0.3, 0.3).accepted_at(0.5) is False and Verdict(0.3, 0.3).accepted_at(0.51)
+
+
+def test_a_template_without_a_prefix_falls_back_to_full_passes_once(
+    small_world, tiny_model, caplog
+):
+    # the question before the image: no special token precedes it, no per-image prefix
+    model, processor = tiny_model
+    processor.chat_template = processor.tokenizer.chat_template = (
+        "{%- for m in messages -%}{%- if m['role'] == 'user' -%}USER: "
+        "{%- for p in m['content'] if p['type'] == 'text' -%}{{ p['text'] }}{%- endfor -%}"
+        "{{ ' <image>\\n' }}{%- else -%}ASSISTANT: "
+        "{%- for p in m['content'] if p['type'] == 'text' -%}{{ p['text'] }}{%- endfor -%}"
+        "</s>{%- endif -%}{%- endfor -%}{%- if add_generation_prompt -%}ASSISTANT:{%- endif -%}"
+    )
+    prompts = io.read_rows(small_world.prompts("align"))[:2]
+    images = [io.cell_to_image(p["image"], p["prompt_id"]) for p in prompts for _ in range(3)]
+    questions = ["Is there a cup in the image? Please answer yes or no."] * len(images)
+    with caplog.at_level("WARNING", logger="mmrlaif.labeling.labeler"):
+        labeler = VLMYesNoLabeler(model, processor, batch_size=4, prefix_cache=True)
+        cached = labeler.answer(images, questions)
+        labeler.answer(images, questions)
+    assert not labeler.prefix_cache
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+    assert "no prefix cache, full passes" in caplog.records[0].message
+    assert labeler.forward_passes == 2 * 2  # 6 questions in batches of 4, twice
+    full = VLMYesNoLabeler(model, processor, batch_size=4, prefix_cache=False)
+    for a, b in zip(cached, full.answer(images, questions), strict=True):
+        assert a.p_yes == b.p_yes
