@@ -227,3 +227,39 @@ def test_twin_sources_are_checked_at_load(tmp_path):
     assert load_config(write(tmp_path, "model: {name_or_path: 'twin:gemma3@2'}\n")).model
     with pytest.raises(ConfigError, match=r"model.name_or_path: 'twin:blip2'.*qwen2_5_vl"):
         load_config(write(tmp_path, "model: {name_or_path: 'twin:blip2'}\n"))
+
+
+def test_llava_presets_carry_the_reference_dpo_settings():
+    for name in ("rlaifv", "rlaifv_self"):
+        cfg = load_config(ROOT / "configs" / "llava15_7b" / f"{name}.yaml")
+        t = cfg.dpo.trainer
+        # script/train/llava15_train.sh: 1 per GPU on 8 GPUs, no accumulation (global 8)
+        assert cfg.dpo.global_batch_size == 8 == t["per_device_train_batch_size"] * 8
+        assert t.get("gradient_accumulation_steps", 1) == 1
+        assert (t["learning_rate"], t["beta"], t["num_train_epochs"]) == (5e-7, 0.1, 4)
+        assert (t["lr_scheduler_type"], t["warmup_steps"], t["weight_decay"]) == (
+            "cosine",
+            0.05,
+            0.01,
+        )
+
+
+def test_global_batch_is_checked_against_devices_and_accumulation():
+    from mmrlaif.config import DPO_PER_DEVICE_DEFAULT
+    from mmrlaif.training.dpo import DEFAULT_DPO_ARGS
+
+    assert DEFAULT_DPO_ARGS["per_device_train_batch_size"] == DPO_PER_DEVICE_DEFAULT
+    tiny = ROOT / "configs" / "tiny_cpu.yaml"
+    assert load_config(tiny, {"dpo.global_batch_size": 16}).dpo.global_batch_size == 16
+    with pytest.raises(
+        ConfigError,
+        match=r"dpo.global_batch_size: 10 is not per_device_train_batch_size 16 x "
+        r"gradient_accumulation_steps 1 x 1 GPU\(s\) = 16",
+    ):
+        load_config(tiny, {"dpo.global_batch_size": 10})
+    llava = ROOT / "configs" / "llava15_7b" / "rlaifv.yaml"
+    # moved to a 2 x 8 GPU TrainJob the same preset trains at 16: stated 8, an error
+    with pytest.raises(ConfigError, match=r"x 16 GPU\(s\) = 16"):
+        load_config(llava, {"kubernetes.trainjob": {"num_nodes": 2, "gpus_per_node": 8}})
+    with pytest.raises(ConfigError, match=r"gradient_accumulation_steps 4 x 8 GPU\(s\) = 32"):
+        load_config(llava, {"dpo.trainer.gradient_accumulation_steps": 4})

@@ -132,6 +132,43 @@ class Config:
     kfp: KFPConfig = field(default_factory=KFPConfig)
     estimate: EstimateConfig = field(default_factory=EstimateConfig)
 
+    def __post_init__(self) -> None:
+        check_global_batch(self)
+
+
+#: ``per_device_train_batch_size`` when ``dpo.trainer`` does not set it (the project's DPO
+#: default, ``mmrlaif.training.dpo.DEFAULT_DPO_ARGS``; a test keeps the two equal).
+DPO_PER_DEVICE_DEFAULT = 8
+
+
+def dpo_gpus(cfg: Config) -> int:
+    """GPUs (processes) the DPO task trains on: the TrainJob's, else the DPO task's limit."""
+    k8s = cfg.kubernetes
+    if k8s.trainjob is not None:
+        return k8s.trainjob.num_nodes * k8s.trainjob.gpus_per_node
+    return max(1, (k8s.train or k8s.gpu).accelerator_limit)
+
+
+def check_global_batch(cfg: Config) -> None:
+    """``dpo.global_batch_size`` against per device x accumulation x GPUs.
+
+    Raises:
+        ConfigError: Naming the key and the arithmetic, when they differ.
+    """
+    stated = cfg.dpo.global_batch_size
+    if stated is None:
+        return
+    trainer = cfg.dpo.trainer
+    per_device = int(trainer.get("per_device_train_batch_size", DPO_PER_DEVICE_DEFAULT))
+    accumulation = int(trainer.get("gradient_accumulation_steps", 1))
+    gpus = dpo_gpus(cfg)
+    if per_device * accumulation * gpus != stated:
+        raise ConfigError(
+            f"dpo.global_batch_size: {stated} is not per_device_train_batch_size {per_device} x "
+            f"gradient_accumulation_steps {accumulation} x {gpus} GPU(s) = "
+            f"{per_device * accumulation * gpus}"
+        )
+
 
 def load_config(
     path: str | Path | Sequence[str | Path], overrides: Mapping[str, Any] | None = None

@@ -387,9 +387,15 @@ class DPOConfig:
         deepspeed: Path of a DeepSpeed JSON config (``configs/deepspeed/zero2.json``), GPU runs.
         keep_checkpoints: Keep the intermediate checkpoints after a successful run (they are
             what a killed run resumes from; by default removed once the model is saved).
+        global_batch_size: The pairs per optimizer step the preset intends (``null``: not
+            stated). Checked when the config loads against ``per_device_train_batch_size`` x
+            ``gradient_accumulation_steps`` x the DPO task's GPUs (``kubernetes.trainjob``
+            nodes x GPUs per node, else ``kubernetes.train`` or ``kubernetes.gpu``
+            accelerators): a mismatch is an error naming the key.
     """
 
     trainer: Mapping[str, Any] = field(default_factory=dict)
+    global_batch_size: int | None = None
     max_length: int = 160
     lora: LoRAConfig | None = None
     freeze_vision_tower: bool = True

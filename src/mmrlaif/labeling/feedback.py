@@ -30,6 +30,11 @@ class FeedbackStats:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def _failures(part: object, key: str) -> int:
+    """An LLM extractor's or question builder's count of unparsable outputs so far."""
+    return int(getattr(part, "counts", {}).get(key, 0))
+
+
 def label_samples(
     samples: Sequence[Mapping[str, Any]],
     prompts: Sequence[Mapping[str, Any]],
@@ -51,9 +56,13 @@ def label_samples(
 
     Returns:
         Feedback rows (the sample's columns plus ``claims``, ``questions``, ``p_yes``, ``p_no``,
-        ``accepted``, ``n_rejected``, ``score``) and statistics; ``counts`` has
-        ``empty_response`` (samples with no text: 0 claims, score 0), ``no_claims``, and the
-        extractor's and builder's own counts (``unparsed_extraction``, ``unparsed_question``).
+        ``accepted``, ``n_rejected``, ``score`` and ``unpaired``) and statistics; ``counts``
+        has ``empty_response`` (samples with no text), ``no_claims``, and the extractor's and
+        builder's own counts (``unparsed_extraction``, ``unparsed_question``). ``unpaired``
+        names why a response takes no part in pairing (``None``: it does): as in the
+        reference, a response that produced no questions never enters pairing (its score of
+        0 would otherwise make an empty or evasive answer the best one), and neither does one
+        whose extraction or question rewriting failed (``unparsed_*``).
 
     Raises:
         KeyError: Naming a sample whose ``prompt_id`` has no prompt row.
@@ -63,11 +72,11 @@ def label_samples(
     counts: Counter[str] = Counter()
     # LLM extractors and builders count their unparsable outputs; report this run's share
     before = [Counter(getattr(part, "counts", {})) for part in (extractor, builder)]
-    per_sample: list[tuple[Mapping[str, Any], list, list[str]]] = []
+    per_sample: list[tuple[Mapping[str, Any], list, list[str], str | None]] = []
     distinct: dict[tuple[str, str], int] = {}
     # identical responses and claims recur across a prompt's n samples: divide each once
-    extracted: dict[str, list] = {}
-    asked: dict[str, str] = {}
+    extracted: dict[str, tuple[list, bool]] = {}
+    asked: dict[str, tuple[str, bool]] = {}
     for s in samples:
         pid = str(s["prompt_id"])
         if pid not in prompt_by_id:
@@ -75,20 +84,32 @@ def label_samples(
                 f"sample {pid}/{s.get('sample_idx')}: prompt_id {pid!r} has no prompt row"
             )
         response = (s.get("response") or "").strip()
-        if not response:
-            counts["empty_response"] += 1
         if response not in extracted:
-            extracted[response] = extractor.extract(response) if response else []
-        claims = extracted[response]
-        if response and not claims:
-            counts["no_claims"] += 1
+            failures = _failures(extractor, "unparsed_extraction")
+            claims = extractor.extract(response) if response else []
+            extracted[response] = (claims, _failures(extractor, "unparsed_extraction") > failures)
+        claims, extraction_failed = extracted[response]
         for c in claims:
             if c.text not in asked:
-                asked[c.text] = builder.question(c)
-        questions = [asked[c.text] for c in claims]
+                failures = _failures(builder, "unparsed_question")
+                question = builder.question(c)
+                asked[c.text] = (question, _failures(builder, "unparsed_question") > failures)
+        questions = [asked[c.text][0] for c in claims]
+        if not response:
+            unpaired = "empty_response"
+        elif extraction_failed:
+            unpaired = "unparsed_extraction"
+        elif not claims:
+            unpaired = "no_claims"
+        elif any(asked[c.text][1] for c in claims):
+            unpaired = "unparsed_question"
+        else:
+            unpaired = None
+        if unpaired in ("empty_response", "no_claims"):
+            counts[unpaired] += 1
         for q in questions:
             distinct.setdefault((pid, q), len(distinct))
-        per_sample.append((s, claims, questions))
+        per_sample.append((s, claims, questions, unpaired))
     images = {}
     keys = list(distinct)
     for pid, _ in keys:
@@ -97,7 +118,7 @@ def label_samples(
     verdicts: list[Verdict] = labeler.answer([images[p] for p, _ in keys], [q for _, q in keys])
     rows = []
     n_claims = 0
-    for s, claims, questions in per_sample:
+    for s, claims, questions, unpaired in per_sample:
         pid = str(s["prompt_id"])
         vs = [verdicts[distinct[(pid, q)]] for q in questions]
         accepted = [v.accepted_at(reject_threshold) for v in vs]
@@ -113,6 +134,7 @@ def label_samples(
                 "accepted": accepted,
                 "n_rejected": n_rejected,
                 "score": float(-n_rejected),
+                "unpaired": unpaired,
             }
         )
     for part, seen in zip((extractor, builder), before, strict=True):

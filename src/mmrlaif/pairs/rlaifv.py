@@ -2,6 +2,8 @@
 
 Rules as in the RLAIF-V reference implementation:
 
+0. A response that produced no questions (no claims, no text) never enters pairing, nor one whose
+   claim extraction or question rewriting failed; each is counted by reason.
 1. For each prompt, every pair of candidates whose scores differ by at least ``min_gap`` is a
    candidate pair, the higher score being chosen; ties and identical texts are dropped.
 2. At most ``max_pairs_per_prompt`` pairs are kept per prompt, chosen by a seeded draw.
@@ -28,12 +30,18 @@ SWEEP: tuple[float, ...] = tuple(round(0.02 * i, 2) for i in range(50))
 
 @dataclass(frozen=True)
 class Candidate:
-    """One sampled answer with its feedback score."""
+    """One sampled answer with its feedback score.
+
+    Attributes:
+        unpaired: Why the answer takes no part in pairing (``no_claims``, ``empty_response``,
+            ``unparsed_extraction``, ``unparsed_question``), or ``None``.
+    """
 
     prompt_id: str
     sample_idx: int
     response: str
     score: float
+    unpaired: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,14 +125,20 @@ def build_pairs(
 
     Returns:
         The pairs (grouped by prompt in first-seen order) and the statistics, with skip counts
-        ``fewer_than_2_distinct`` (prompts whose candidates are all the same text),
+        ``candidates_<reason>`` (candidates that take no part in pairing, by
+        :attr:`Candidate.unpaired`), ``fewer_than_2_distinct`` (prompts whose remaining
+        candidates are all the same text),
         ``no_score_gap`` (prompts whose distinct candidates all tie) and ``length_balance``
         (pairs dropped by the sweep).
     """
     by_prompt: dict[str, list[Candidate]] = {}
-    for c in candidates:
-        by_prompt.setdefault(c.prompt_id, []).append(c)
     skips: Counter[str] = Counter()
+    for c in candidates:
+        group = by_prompt.setdefault(c.prompt_id, [])
+        if c.unpaired is None:
+            group.append(c)
+        else:
+            skips[f"candidates_{c.unpaired}"] += 1
     selected: list[Pair] = []
     for prompt_id, group in by_prompt.items():
         if len({c.response.strip() for c in group}) < 2:
@@ -151,9 +165,16 @@ def build_pairs(
 
 
 def candidates_from_rows(rows: Sequence[Mapping[str, Any]]) -> list[Candidate]:
-    """Candidates from feedback-table rows (``prompt_id, sample_idx, response, score``)."""
+    """Candidates from feedback-table rows (``prompt_id, sample_idx, response, score`` and
+    ``unpaired``; a table written before that column pairs every row)."""
     return [
-        Candidate(str(r["prompt_id"]), int(r["sample_idx"]), str(r["response"]), float(r["score"]))
+        Candidate(
+            str(r["prompt_id"]),
+            int(r["sample_idx"]),
+            str(r["response"]),
+            float(r["score"]),
+            r.get("unpaired"),
+        )
         for r in rows
     ]
 

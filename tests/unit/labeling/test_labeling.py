@@ -80,6 +80,8 @@ def test_feedback_scores_dedups_and_counts(small_world, tiny_model):
             acc == (y > n) for acc, y, n in zip(r["accepted"], r["p_yes"], r["p_no"], strict=True)
         )
     assert rows[2]["claims"] == [] and rows[2]["score"] == 0.0
+    # no questions, no pairing (the reference's rule): the empty and the claimless answer
+    assert [r["unpaired"] for r in rows] == [None, None, "empty_response", None, None, "no_claims"]
     # the same question on the same image gets the same verdict in every sample
     assert rows[0]["p_yes"][0] == pytest.approx(
         labeler.answer([io.cell_to_image(prompts[0]["image"], a)], [rows[0]["questions"][0]])[
@@ -235,3 +237,38 @@ def test_a_template_without_a_prefix_falls_back_to_full_passes_once(
     full = VLMYesNoLabeler(model, processor, batch_size=4, prefix_cache=False)
     for a, b in zip(cached, full.answer(images, questions), strict=True):
         assert a.p_yes == b.p_yes
+
+
+def test_failed_extraction_or_question_rewrite_keeps_a_response_out_of_pairing(small_world):
+    from mmrlaif.labeling.llm import LLMClaimExtractor, LLMQuestionBuilder
+
+    prompts = io.read_rows(small_world.prompts("align"))[:1]
+    pid = prompts[0]["prompt_id"]
+
+    def extract(prompt: str) -> str:  # the LLM: a bullet list, except for one answer
+        return "I cannot help with that." if "garbled" in prompt else "- There is a cup."
+
+    def rewrite(prompt: str) -> str:  # the LLM: a question, except for the knife claim
+        return "The knife." if "knife" in prompt else "Is there a cup?"
+
+    class Constant:  # a labeler that says yes to everything
+        def answer(self, images, questions):
+            from mmrlaif.labeling.labeler import Verdict
+
+            return [Verdict(0.9, 0.1) for _ in questions]
+
+    samples = [
+        {"prompt_id": pid, "sample_idx": i, "response": r}
+        for i, r in enumerate(["A cup.", "garbled text", "A knife.", "A cup."])
+    ]
+    extractor = LLMClaimExtractor(lambda p: extract(p) if "knife" not in p else "- A knife.")
+    rows, stats = label_samples(
+        samples, prompts, extractor, LLMQuestionBuilder(rewrite), Constant()
+    )
+    assert [r["unpaired"] for r in rows] == [
+        None,
+        "unparsed_extraction",
+        "unparsed_question",
+        None,  # the same text as sample 0, divided once: its outcome is reused
+    ]
+    assert stats.counts == {"unparsed_extraction": 1, "unparsed_question": 1}

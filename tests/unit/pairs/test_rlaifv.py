@@ -88,3 +88,24 @@ def test_length_balance_prefers_a_later_ratio_when_it_balances_better():
 
 def test_length_balance_empty():
     assert length_balance([]) == ([], None)
+
+
+def test_responses_without_questions_never_enter_pairing():
+    cands = [
+        Candidate("p", 0, "Nothing to see.", 0.0, "no_claims"),
+        Candidate("p", 1, "a cup", -1.0),
+        Candidate("p", 2, "a cup and a dog and a car", -2.0),
+        Candidate("p", 3, "", 0.0, "empty_response"),
+        Candidate("q", 0, "?", 0.0, "unparsed_extraction"),
+        Candidate("q", 1, "a dog", -1.0),
+    ]
+    pairs, stats = build_pairs(cands, seed=0, max_pairs_per_prompt=5, balance_lengths=False)
+    # without the rule p would give (0,1), (0,2), (1,2) and (3,1), (3,2); q (0,1)
+    assert [(p.chosen.sample_idx, p.rejected.sample_idx) for p in pairs] == [(1, 2)]
+    assert stats.skips == {
+        "candidates_no_claims": 1,
+        "candidates_empty_response": 1,
+        "candidates_unparsed_extraction": 1,
+        "fewer_than_2_distinct": 1,  # q: one candidate left
+    }
+    assert stats.candidates_in == 6 and stats.prompts_in == 2
