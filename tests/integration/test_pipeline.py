@@ -85,7 +85,14 @@ def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch
     from mlflow import MlflowClient
 
     # sampled and labeled in 2 parallel shards (dsl.ParallelFor), merged before the pairs
-    cfg = _config(tmp_path, pipeline={"shards": 2})
+    # the 1-epoch policy names few objects: rejecting (nearly) every claim lets answers with
+    # different numbers of claims form pairs (answers naming nothing never enter pairing)
+    cfg = _config(
+        tmp_path,
+        pipeline={"shards": 2},
+        labeling={"reject_threshold": 0.05},
+        sampling={"n": 8, "max_new_tokens": 24},
+    )
     summary, uri = _run(cfg, tmp_path, monkeypatch, mlflow_server.uri)
     assert [e["iteration"] for e in summary["iterations"]] == [0, 1]
     assert summary["iterations"][1]["pairs"] > 0

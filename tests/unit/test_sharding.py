@@ -32,7 +32,11 @@ def _cfg(tmp_path: Path, shards: int, cache: str | None = None) -> Config:
         Config,
         {
             "run": {"output_dir": str(tmp_path)},
-            "sampling": {"n": 3, "max_new_tokens": 8, "prompts_per_batch": 4},
+            "sampling": {"n": 4, "max_new_tokens": 24, "prompts_per_batch": 4},
+            # the random policy names objects now and then: reject (nearly) every claim so that
+            # answers with 1 and 2 claims differ in score and pairs form (answers naming
+            # nothing never enter pairing)
+            "labeling": {"reject_threshold": 0.05},
             "pipeline": {"shards": shards, "shard_cache": cache},
         },
     )
@@ -73,10 +77,10 @@ def test_one_and_four_shards_give_the_same_samples_verdicts_and_pairs(
     for table in ("samples", "feedback"):
         a = read_rows(tmp_path / "k1" / table / f"{table}.parquet")
         b = read_rows(tmp_path / "k4" / table / f"{table}.parquet")
-        assert len(a) == 10 * 3 and _strip(a) == _strip(b), table
+        assert len(a) == 10 * 4 and _strip(a) == _strip(b), table
     assert one and _strip(one) == _strip(four)
     stats = json.loads((tmp_path / "k4" / "samples" / "stats.json").read_text())
-    assert stats["shards"] == 4 and stats["samples_out"] == 30
+    assert stats["shards"] == 4 and stats["samples_out"] == 40
 
 
 def test_an_interrupted_run_resumes_from_its_finished_shards(tmp_path, small_world, policy):

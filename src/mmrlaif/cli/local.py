@@ -21,6 +21,17 @@ def register(add: AddCommand) -> None:
     p.add_argument("--model", required=True, help="model folder or hub id")
     p.add_argument("--world", help="world folder (default: <run.output_dir>/world)")
     p.add_argument("--out", help="report JSON (default: <run.output_dir>/eval.json)")
+    p = add(
+        "best-of-n",
+        _cmd_best_of_n,
+        "answer each prompt with the best of N samples by the self-feedback reward (guidance)",
+    )
+    p.add_argument("--policy", required=True, help="the aligned policy: folder or hub id")
+    p.add_argument("--reference", required=True, help="the policy it was aligned from")
+    p.add_argument("--prompts", help="table of prompt_id, image, question (default: eval split)")
+    p.add_argument("--n", type=int, help="samples per prompt (default: sampling.n)")
+    p.add_argument("--beta", type=float, help="reward beta (default: dpo.trainer.beta or 0.1)")
+    p.add_argument("--out", help="answers table (default: <run.output_dir>/best_of_n.parquet)")
     add("demo", _cmd_demo, "world -> base policy (SFT) -> evaluation, printing the figures")
     add("run", _cmd_run, "run the configured pipeline here with kfp.local, tracked in MLflow")
     p = add("ablate", _cmd_ablate, "run the pipeline under several variants and seeds, compared")
@@ -51,6 +62,30 @@ def _cmd_world(cfg: Config, args: argparse.Namespace) -> None:
     out = args.out or Path(cfg.run.output_dir) / "world"
     paths = build_world(cfg.world, out)
     print(f"world written to {paths.root}")
+
+
+def _cmd_best_of_n(cfg: Config, args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from mmrlaif.evaluation.guidance import best_of_n_answers
+    from mmrlaif.io import read_rows, write_table
+    from mmrlaif.models.load import load_vlm
+    from mmrlaif.toyworld import WorldPaths
+
+    if args.n is not None and args.n < 1:
+        raise CommandError(f"--n must be at least 1, got {args.n}")
+    prompts_table = args.prompts or WorldPaths(Path(cfg.run.output_dir) / "world").prompts("eval")
+    if not Path(prompts_table).exists() and not str(prompts_table).startswith("s3://"):
+        raise CommandError(f"no prompts table at {prompts_table} (pass --prompts)")
+    load = {"dtype": cfg.model.dtype, "trust_remote_code": cfg.model.trust_remote_code}
+    policy, processor = load_vlm(args.policy, family=cfg.model.family, **load)
+    reference, _ = load_vlm(args.reference, family=cfg.model.family, **load)
+    sampling = cfg.sampling if args.n is None else dataclasses.replace(cfg.sampling, n=args.n)
+    beta = args.beta if args.beta is not None else float(cfg.dpo.trainer.get("beta", 0.1))
+    rows = best_of_n_answers(policy, reference, processor, read_rows(prompts_table), sampling, beta)
+    out = Path(args.out or Path(cfg.run.output_dir) / "best_of_n.parquet")
+    write_table(rows, out)
+    print(f"best of {sampling.n} for {len(rows)} prompts (beta {beta}) written to {out}")
 
 
 def _cmd_sft(cfg: Config, args: argparse.Namespace) -> None:

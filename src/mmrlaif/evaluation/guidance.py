@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
+from mmrlaif.config import SamplingConfig
 from mmrlaif.training.data import IGNORE_INDEX, Example, SupervisedCollator
 
 
@@ -68,3 +70,57 @@ def best_of_n(prompt_ids: Sequence[str], rewards: Sequence[float]) -> dict[str, 
         if pid not in best or r > rewards[best[pid]]:
             best[pid] = i
     return best
+
+
+def best_of_n_answers(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    processor: ProcessorMixin,
+    prompts: Sequence[Mapping[str, Any]],
+    sampling: SamplingConfig,
+    beta: float = 0.1,
+) -> list[dict[str, Any]]:
+    """Self-feedback guidance end to end: ``sampling.n`` seeded samples per prompt from
+    ``policy``, each scored by :func:`guidance_rewards` against ``reference``, the best kept.
+
+    Args:
+        policy: The aligned policy (it samples, and is the reward's numerator).
+        reference: The policy it was aligned from (the reward's denominator).
+        processor: The policy's processor (the reference shares its tokenizer).
+        prompts: Rows with ``prompt_id``, ``image`` and ``question``.
+        sampling: Candidates per prompt, temperature, budget and seed.
+        beta: The DPO beta of the reward.
+
+    Returns:
+        One row per prompt: ``prompt_id``, ``question``, ``response`` (the best candidate),
+        ``sample_idx``, ``reward``, and every candidate's ``rewards`` in sample order.
+    """
+    from mmrlaif.io.tables import cell_to_image
+    from mmrlaif.sampling.sampler import sample_candidates
+
+    samples, _ = sample_candidates(policy, processor, prompts, sampling)
+    by_id = {str(p["prompt_id"]): p for p in prompts}
+    images = {pid: cell_to_image(p["image"], pid) for pid, p in by_id.items()}
+    ids = [s["prompt_id"] for s in samples]
+    rewards = guidance_rewards(
+        policy,
+        reference,
+        processor,
+        [images[pid] for pid in ids],
+        [by_id[pid]["question"] for pid in ids],
+        [s["response"] for s in samples],
+        beta,
+    )
+    rows = []
+    for pid, i in best_of_n(ids, rewards).items():
+        rows.append(
+            {
+                "prompt_id": pid,
+                "question": by_id[pid]["question"],
+                "response": samples[i]["response"],
+                "sample_idx": samples[i]["sample_idx"],
+                "reward": rewards[i],
+                "rewards": [r for p, r in zip(ids, rewards, strict=True) if p == pid],
+            }
+        )
+    return rows

@@ -25,8 +25,9 @@ class Claim:
 class ClaimExtractor(Protocol):
     """Splits a response into claims."""
 
-    def extract(self, response: str) -> list[Claim]:
-        """The claims of ``response``, in order; an empty response has none."""
+    def extract(self, response: str, question: str = "") -> list[Claim]:
+        """The claims of ``response`` (the answer to ``question``), in order; an empty
+        response has none."""
         ...
 
 
@@ -47,8 +48,9 @@ class LexiconClaimExtractor:
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
 
-    def extract(self, response: str) -> list[Claim]:
-        """``There is a <surface> in the image.`` for each distinct mentioned object."""
+    def extract(self, response: str, question: str = "") -> list[Claim]:
+        """``There is a <surface> in the image.`` for each distinct mentioned object (the
+        question plays no part)."""
         claims: list[Claim] = []
         seen: set[str] = set()
         for mention in self.lexicon.extract(response):

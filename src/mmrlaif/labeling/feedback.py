@@ -75,7 +75,7 @@ def label_samples(
     per_sample: list[tuple[Mapping[str, Any], list, list[str], str | None]] = []
     distinct: dict[tuple[str, str], int] = {}
     # identical responses and claims recur across a prompt's n samples: divide each once
-    extracted: dict[str, tuple[list, bool]] = {}
+    extracted: dict[tuple[str, str], tuple[list, bool]] = {}
     asked: dict[str, tuple[str, bool]] = {}
     for s in samples:
         pid = str(s["prompt_id"])
@@ -84,11 +84,13 @@ def label_samples(
                 f"sample {pid}/{s.get('sample_idx')}: prompt_id {pid!r} has no prompt row"
             )
         response = (s.get("response") or "").strip()
-        if response not in extracted:
+        # the extractor sees the item's own question with the answer, as in the reference
+        key = (str(prompt_by_id[pid].get("question") or ""), response)
+        if key not in extracted:
             failures = _failures(extractor, "unparsed_extraction")
-            claims = extractor.extract(response) if response else []
-            extracted[response] = (claims, _failures(extractor, "unparsed_extraction") > failures)
-        claims, extraction_failed = extracted[response]
+            claims = extractor.extract(response, key[0]) if response else []
+            extracted[key] = (claims, _failures(extractor, "unparsed_extraction") > failures)
+        claims, extraction_failed = extracted[key]
         for c in claims:
             if c.text not in asked:
                 failures = _failures(builder, "unparsed_question")

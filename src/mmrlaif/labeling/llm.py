@@ -1,7 +1,8 @@
 """LLM-based divide step: claim extraction and question rewriting by an instruct causal LM.
 
-Prompts follow the RLAIF-V reference: the extractor is asked for self-contained factual
-sentences with opinions excluded, from a response cut to 300 words, as a ``- `` bullet list;
+Prompts follow the RLAIF-V reference: the extractor is shown the item's own question and the
+answer and asked for self-contained factual sentences with opinions excluded, as a ``- ``
+bullet list, the whole prompt cut to 300 words (``utils/llama3_8b_inference.py``);
 the question builder rewrites a claim as a general yes/no question keeping tense and negation.
 Output that cannot be parsed is counted and logged with the raw text, never a crash.
 
@@ -13,6 +14,7 @@ over an OpenAI-compatible endpoint (as vLLM serves); :func:`text_generators` pic
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 
@@ -41,9 +43,11 @@ QUESTION_TOKENS = 48
 
 
 def truncate_words(text: str, max_words: int = MAX_WORDS) -> str:
-    """The first ``max_words`` whitespace-separated words of ``text``."""
-    words = text.split()
-    return " ".join(words[:max_words])
+    """``text`` up to the end of its ``max_words``-th whitespace-separated word (the spacing
+    and line breaks before it kept; the whole text when it is shorter)."""
+    match = re.match(rf"(?:\s*\S+){{0,{max_words}}}", text)
+    head = match.group(0) if match else ""
+    return text if len(head.split()) < max_words else head
 
 
 def parse_bullets(text: str) -> list[str] | None:
@@ -81,7 +85,7 @@ class LLMClaimExtractor:
 
     Args:
         generate: Prompt -> completion (greedy; budget about :data:`EXTRACT_TOKENS`).
-        question: The question the responses answer, shown to the LLM.
+        question: The question shown to the LLM when :meth:`extract` is given none.
 
     Attributes:
         counts: ``unparsed_extraction`` for outputs with no bullet list.
@@ -94,11 +98,15 @@ class LLMClaimExtractor:
         self.question = question
         self.counts: Counter[str] = Counter()
 
-    def extract(self, response: str) -> list[Claim]:
-        """The claims of ``response`` (cut to 300 words); [] if the LLM's output is unparsable."""
+    def extract(self, response: str, question: str = "") -> list[Claim]:
+        """The claims of ``response``, the answer to ``question`` (``self.question`` when
+        empty), with the whole prompt cut to 300 words as the reference cuts it; [] if the
+        LLM's output is unparsable."""
         if not response.strip():
             return []
-        prompt = EXTRACT_PROMPT.format(question=self.question, answer=truncate_words(response))
+        prompt = truncate_words(
+            EXTRACT_PROMPT.format(question=question or self.question, answer=response)
+        )
         raw = self.generate(prompt)
         items = parse_bullets(raw)
         if items is None:

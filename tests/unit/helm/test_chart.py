@@ -36,7 +36,7 @@ GPU = {
             {"key": "pool", "operator": "Equal", "value": "h100", "effect": "NoSchedule"},
         ],
     },
-    "trainer": {"enabled": True, "numNodes": 4},
+    "trainer": {"enabled": True, "numNodes": 4, "globalBatchSize": 32},
     "mlflow": {
         "authSecret": "mlflow-auth",
         "backend": {
@@ -191,6 +191,8 @@ def test_the_hook_schedules_the_preset_with_the_cluster_overlay(tmp_path):
     assert k8s.gpu.node_selector == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert [t.key for t in k8s.gpu.tolerations] == ["nvidia.com/gpu", "pool"]
     assert k8s.trainjob.num_nodes == 4
+    # 4 nodes x 8 GPUs x 1 per device: the preset's global batch of 8 restated for the scale
+    assert cfg.dpo.global_batch_size == 32
     assert k8s.trainjob.staging_uri == "s3://mlops-artifacts/mmrlaif/trainjobs"
     assert k8s.image_pull_secrets == ("regcred",)
     assert [s.secret_name for s in k8s.secrets] == ["mmrlaif-s3", "mlflow-auth"]

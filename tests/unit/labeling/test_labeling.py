@@ -163,7 +163,7 @@ def test_each_distinct_response_and_claim_is_divided_once(small_world, tiny_mode
     class CountingExtractor(LexiconClaimExtractor):
         calls = 0
 
-        def extract(self, response):
+        def extract(self, response, question=""):
             self.calls += 1
             return super().extract(response)
 

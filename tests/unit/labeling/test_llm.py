@@ -205,3 +205,26 @@ def test_make_divide_calls_the_endpoint_and_loads_nothing(llm_server, monkeypatc
     assert {r["model"] for r in llm_server.requests} == {"served-llm"}
     with pytest.raises(ConfigError, match="labeling.llm_name_or_path .*labeling.llm_endpoint"):
         make_divide(LabelingConfig(extractor="llm", llm_endpoint=llm_server.url), ModelConfig())
+
+
+def test_the_extractor_sees_the_items_question_and_a_prompt_cut_to_300_words():
+    from mmrlaif.labeling.llm import EXTRACT_PROMPT, LLMClaimExtractor
+
+    seen: list[str] = []
+
+    def generate(prompt: str) -> str:
+        seen.append(prompt)
+        return "- There is a cup."
+
+    extractor = LLMClaimExtractor(generate)
+    assert extractor.extract("A cup.", "What is on the table?") == [Claim("There is a cup.")]
+    assert seen[0] == EXTRACT_PROMPT.format(question="What is on the table?", answer="A cup.")
+    extractor.extract("A cup.")  # no question given: the extractor's default
+    assert "Question: Describe the image.\n" in seen[1]
+    # the reference cuts the whole prompt (template + question + answer) to 300 words
+    template_words = len(EXTRACT_PROMPT.format(question="Q?", answer="").split())
+    long_answer = " ".join(f"w{i}" for i in range(400))
+    extractor.extract(long_answer, "Q?")
+    assert len(seen[2].split()) == 300
+    assert seen[2].split()[-1] == f"w{300 - template_words}"  # "Facts:" is cut off
+    assert seen[2].startswith(EXTRACT_PROMPT.split("\n")[0] + "\nQuestion: Q?\nAnswer: w0 w1")
