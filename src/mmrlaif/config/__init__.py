@@ -59,6 +59,7 @@ from mmrlaif.config.strict import (
 )
 
 __all__ = [
+    "DPO_PER_DEVICE_DEFAULT",
     "LANGUAGE_MODEL_LORA_TARGETS",
     "MODEL_PATH_KEYS",
     "BenchmarksConfig",
@@ -136,8 +137,8 @@ class Config:
         check_global_batch(self)
 
 
-#: ``per_device_train_batch_size`` when ``dpo.trainer`` does not set it (the project's DPO
-#: default, ``mmrlaif.training.dpo.DEFAULT_DPO_ARGS``; a test keeps the two equal).
+#: ``per_device_train_batch_size`` when ``dpo.trainer`` does not set it: the project's DPO
+#: default, which ``mmrlaif.training.dpo.DEFAULT_DPO_ARGS`` takes from here.
 DPO_PER_DEVICE_DEFAULT = 8
 
 

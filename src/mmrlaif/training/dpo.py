@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from mmrlaif import artifacts
-from mmrlaif.config import Config, DPOConfig, ModelConfig
+from mmrlaif.config import DPO_PER_DEVICE_DEFAULT, Config, DPOConfig, ModelConfig
 from mmrlaif.io import copy_tree, write_json
 from mmrlaif.models.families import family_of, freeze_vision_encoder, lora_target_regex
 from mmrlaif.models.load import load_vlm
@@ -39,7 +39,7 @@ DEFAULT_DPO_ARGS: dict[str, Any] = {
     "lr_scheduler_type": "cosine",
     "warmup_steps": 0.05,
     "num_train_epochs": 4,
-    "per_device_train_batch_size": 8,
+    "per_device_train_batch_size": DPO_PER_DEVICE_DEFAULT,
     "logging_steps": 1,
     "save_strategy": "epoch",
     "save_total_limit": 2,
