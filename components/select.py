@@ -16,7 +16,8 @@ def select_policy(
     policy: Output[Model],
     report: Output[Artifact],
 ) -> bool:
-    """Compare on the validation split by ``pipeline.select_metric``; True if the new one won."""
+    """Compare by ``pipeline.select_metric`` (the toy validation split or a held-out benchmark
+    slice; the trained run's best candidate against the incumbent); True if the new one won."""
     from mmrlaif.config import parse_config
     from mmrlaif.evaluation.select import select_step
 

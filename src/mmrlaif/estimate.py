@@ -279,7 +279,10 @@ def _povid_generation(
     config: Config, prompts: int, notes: list[str]
 ) -> tuple[StageEstimate, StageEstimate, int]:
     fig, povid = config.estimate, config.povid
-    answers = prompts if "povid_noise" in povid.sources else 0
+    # an online noise rejection is built inside DPO (one arg-max pass per noise pair and
+    # epoch, two with the reference's own tokens): no answer is generated here
+    offline = "povid_noise" in povid.sources and povid.noise_rejection == "offline"
+    answers = prompts if offline else 0
     per_answer = min(fig.answer_tokens, povid.max_new_tokens)
     tokens = round(answers * per_answer)
     work = {"prompts": prompts, "samples": answers, "tokens": tokens}
@@ -291,10 +294,14 @@ def _povid_generation(
     labeling = _stage(config, "labeling", {"rewrites": rewrites}, parts)
     if labeling.server_gpus:
         notes.append(_server_note(parts, labeling))
+    noise = (
+        f"one noised-image answer per prompt ({per_answer:g} tokens)"
+        if offline
+        else "noise rejections built online in DPO (not in its figure)"
+    )
     notes.append(
-        f"POVID: one noised-image answer per prompt ({per_answer:g} tokens), "
-        f"{len(povid.sources)} pair(s) per prompt ({', '.join(povid.sources)}); an LLM "
-        "hallucination rewrite costs as much as splitting one answer into claims"
+        f"POVID: {noise}, {len(povid.sources)} pair(s) per prompt ({', '.join(povid.sources)}); "
+        "an LLM hallucination rewrite costs as much as splitting one answer into claims"
     )
     return sampling, labeling, prompts * len(povid.sources)
 
@@ -311,6 +318,10 @@ def _dpo(config: Config, pairs: int, notes: list[str]) -> StageEstimate:
     }
     epochs, batch = float(args["num_train_epochs"]), int(args["per_device_train_batch_size"])
     accumulation, max_steps = int(args["gradient_accumulation_steps"]), int(args["max_steps"])
+    stages = config.povid.stages if config.pipeline.method == "povid" else ()
+    if stages:  # each POVID stage trains its own epochs: per run, their mean
+        epochs = sum(s.num_train_epochs for s in stages) / len(stages)
+        notes.append(f"dpo: povid.stages' epochs, {epochs:g} per iteration on average")
     world = max(gpus, 1)
     if pairs == 0:
         steps, passes = 0, 0.0

@@ -263,3 +263,36 @@ def test_global_batch_is_checked_against_devices_and_accumulation():
         load_config(llava, {"kubernetes.trainjob": {"num_nodes": 2, "gpus_per_node": 8}})
     with pytest.raises(ConfigError, match=r"gradient_accumulation_steps 4 x 8 GPU\(s\) = 32"):
         load_config(llava, {"dpo.trainer.gradient_accumulation_steps": 4})
+
+
+def test_selection_of_a_real_model_never_falls_back_to_the_toy_world(tmp_path):
+    llava = ROOT / "configs" / "llava15_7b" / "rlaifv.yaml"
+    cfg = load_config(llava)
+    assert cfg.pipeline.select_metric == "amber_object_f1"  # a held-out slice of AMBER
+    with pytest.raises(ConfigError, match=r"pipeline.select_metric: 'object_f1' is measured on"):
+        load_config(llava, {"pipeline.select_metric": "object_f1"})
+    assert load_config(llava, {"pipeline.select_metric": "latest", "pipeline.select_every": None})
+    with pytest.raises(ConfigError, match=r"eval.benchmarks.run: a real model"):
+        load_config(llava, {"eval.benchmarks.run": []})
+    # its twin is not a real model: it selects on the toy world in AMBER's layout
+    twin = load_config(ROOT / "configs" / "llava15_7b" / "rlaifv.tiny.yaml")
+    assert twin.eval.benchmarks.data["amber"] == "toyworld"
+
+
+def test_selection_keys_are_checked_at_load(tmp_path):
+    tiny = ROOT / "configs" / "tiny_cpu.yaml"
+    with pytest.raises(ConfigError, match=r"pipeline.select_metric: unknown metric 'pope'"):
+        load_config(tiny, {"pipeline.select_metric": "pope"})
+    with pytest.raises(ConfigError, match=r"eval.benchmarks.data.object_halbench: pipeline"):
+        load_config(tiny, {"pipeline.select_metric": "object_halbench_object_f1"})
+    with pytest.raises(ConfigError, match=r"eval.benchmarks.judge_endpoint: .*'mmhal_score'"):
+        load_config(
+            tiny,
+            {"pipeline.select_metric": "mmhal_score", "eval.benchmarks.data": {"mmhal": "/x"}},
+        )
+    with pytest.raises(ConfigError, match=r"eval.benchmarks.data.pope: 'toyworld' .* amber only"):
+        load_config(tiny, {"eval.benchmarks.data": {"pope": "toyworld"}})
+    with pytest.raises(ConfigError, match=r"pipeline.select_every: checkpoints are weighed"):
+        load_config(tiny, {"pipeline.select_every": 2})  # tiny_cpu selects 'latest'
+    with pytest.raises(ConfigError, match=r"pipeline.select_every: a whole number"):
+        load_config(tiny, {"pipeline.select_metric": "chair_i", "pipeline.select_every": 1.5})

@@ -173,9 +173,19 @@ def test_cpu_tasks_have_no_gpu_hours_and_the_tiny_preset_works():
 
 
 def test_povid_pairs_and_noise_answers():
-    est = estimate_run(config(TOY | {"pipeline": {"method": "povid", "iterations": 1}}))
-    # one noised-image answer per prompt, min(120, povid.max_new_tokens 48) tokens
+    povid = {"pipeline": {"method": "povid", "iterations": 1}}
+    est = estimate_run(config(TOY | povid | {"povid": {"noise_rejection": "offline"}}))
+    # offline: one noised-image answer per prompt, min(120, povid.max_new_tokens 48) tokens
     assert est.stage("sampling").work == {"prompts": 1000, "samples": 1000, "tokens": 48_000}
+    # online (the default): the noise rejections are built inside DPO, nothing generated
+    online = estimate_run(config(TOY | povid))
+    assert online.stage("sampling").work == {"prompts": 1000, "samples": 0, "tokens": 0}
+    assert online.stage("dpo").work["pairs"] == 2000
+    # POVID's stages: 3 then 1 epoch(s), 2 iterations: 4 epochs of 2000 pairs in all
+    stages = [{"num_train_epochs": 3}, {"num_train_epochs": 1}]
+    two = {"pipeline": {"method": "povid", "iterations": 2}, "povid": {"stages": stages}}
+    staged = estimate_run(config(TOY | two)).stage("dpo")
+    assert staged.runs * staged.work["pair_passes"] == 4 * 2000
     assert est.stage("labeling").work == {"rewrites": 0}  # co-occurrence injector: no LLM
     assert est.stage("labeling").gpu_hours == 0
     assert est.stage("dpo").work["pairs"] == 2000  # povid_text + povid_noise per prompt

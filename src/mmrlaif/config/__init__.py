@@ -10,6 +10,7 @@ to a default. Trainer arguments are passed through to the trainer's own config c
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,14 @@ from mmrlaif.config.platform import (
     TolerationConfig,
     TrainJobConfig,
 )
+from mmrlaif.config.povid import check_povid
+from mmrlaif.config.selection import (
+    BENCHMARK_SELECT_METRICS,
+    LATEST_METRIC,
+    TOY_SELECT_METRICS,
+    TOYWORLD_DATA,
+    selection_benchmark,
+)
 from mmrlaif.config.stages import (
     LANGUAGE_MODEL_LORA_TARGETS,
     BenchmarksConfig,
@@ -43,6 +52,7 @@ from mmrlaif.config.stages import (
     PairsConfig,
     PipelineConfig,
     POVIDConfig,
+    POVIDStageConfig,
     SamplingConfig,
     SFTConfig,
     TinyVLMConfig,
@@ -59,9 +69,13 @@ from mmrlaif.config.strict import (
 )
 
 __all__ = [
+    "BENCHMARK_SELECT_METRICS",
     "DPO_PER_DEVICE_DEFAULT",
     "LANGUAGE_MODEL_LORA_TARGETS",
+    "LATEST_METRIC",
     "MODEL_PATH_KEYS",
+    "TOYWORLD_DATA",
+    "TOY_SELECT_METRICS",
     "BenchmarksConfig",
     "Config",
     "ConfigError",
@@ -76,6 +90,7 @@ __all__ = [
     "LoRAConfig",
     "ModelConfig",
     "POVIDConfig",
+    "POVIDStageConfig",
     "PairsConfig",
     "PipelineConfig",
     "ResourcesConfig",
@@ -99,6 +114,7 @@ __all__ = [
     "load_config",
     "load_yaml",
     "parse_config",
+    "selection_benchmark",
     "to_dict",
 ]
 
@@ -135,6 +151,8 @@ class Config:
 
     def __post_init__(self) -> None:
         check_global_batch(self)
+        check_selection(self)
+        check_povid(self)
 
 
 #: ``per_device_train_batch_size`` when ``dpo.trainer`` does not set it: the project's DPO
@@ -169,6 +187,61 @@ def check_global_batch(cfg: Config) -> None:
             f"gradient_accumulation_steps {accumulation} x {gpus} GPU(s) = "
             f"{per_device * accumulation * gpus}"
         )
+
+
+#: A Hugging Face hub id (``org/name``): a real checkpoint, not a toy or a local folder.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def is_real_model(cfg: Config) -> bool:
+    """Whether the policy is a real checkpoint named by its hub id (not the toy VLM, a twin,
+    a registry reference or a folder): its selection and evaluation cannot be the toy world."""
+    name = cfg.model.name_or_path
+    return bool(name) and _HUB_ID.fullmatch(name) is not None
+
+
+def check_selection(cfg: Config) -> None:
+    """What decides the carried-forward policy, and what reports it, against the data there is.
+
+    A benchmark selection figure needs that benchmark's data root (and MMHal its judge); the
+    toy world's fixture layout exists for AMBER only; a real model must select and be
+    evaluated on real benchmarks, not on the toy world.
+
+    Raises:
+        ConfigError: Naming the key.
+    """
+    metric = cfg.pipeline.select_metric
+    bench = cfg.eval.benchmarks
+    name = selection_benchmark(metric)
+    if name is not None and not bench.data.get(name):
+        raise ConfigError(
+            f"eval.benchmarks.data.{name}: pipeline.select_metric {metric!r} selects on a "
+            f"held-out slice of {name}; set its data root"
+        )
+    if name == "mmhal" and not bench.judge_endpoint:
+        raise ConfigError(
+            f"eval.benchmarks.judge_endpoint: pipeline.select_metric {metric!r} needs the "
+            "MMHal-Bench judge"
+        )
+    for key, root in bench.data.items():
+        if root == TOYWORLD_DATA and key != "amber":
+            raise ConfigError(
+                f"eval.benchmarks.data.{key}: {TOYWORLD_DATA!r} (the toy world in a benchmark's "
+                "layout) exists for amber only"
+            )
+    if is_real_model(cfg):
+        if metric in TOY_SELECT_METRICS:
+            raise ConfigError(
+                f"pipeline.select_metric: {metric!r} is measured on the toy world, where a real "
+                f"model ({cfg.model.name_or_path}) names nothing; select on a real benchmark "
+                "(e.g. object_halbench_object_f1, amber_object_f1) or 'latest'"
+            )
+        if not bench.run:
+            raise ConfigError(
+                "eval.benchmarks.run: a real model "
+                f"({cfg.model.name_or_path}) is evaluated on the toy world only; name the "
+                "benchmarks to report (pope, object_halbench, amber, mmhal)"
+            )
 
 
 def load_config(
@@ -228,6 +301,7 @@ MODEL_PATH_KEYS: tuple[str, ...] = (
     "model.name_or_path",
     "labeling.labeler_name_or_path",
     "labeling.llm_name_or_path",
+    "labeling.llm_question_name_or_path",
     "povid.llm_name_or_path",
 )
 
@@ -246,11 +320,17 @@ def check_local_paths(config: Config) -> None:
     served = {
         "labeling.labeler_name_or_path": config.labeling.labeler == "openai",
         "labeling.llm_name_or_path": bool(config.labeling.llm_endpoint),
+        "labeling.llm_question_name_or_path": bool(
+            config.labeling.llm_question_endpoint or config.labeling.llm_endpoint
+        ),
         "povid.llm_name_or_path": bool(config.povid.llm_endpoint),
     }
     bench = config.eval.benchmarks
-    for name in bench.run:
+    selecting = selection_benchmark(config.pipeline.select_metric)
+    for name in dict.fromkeys([*bench.run, *([selecting] if selecting else [])]):
         root = bench.data[name]
+        if root == TOYWORLD_DATA:
+            continue
         if not root.startswith("s3://") and not Path(root).expanduser().is_dir():
             raise ConfigError(f"eval.benchmarks.data.{name}: no such folder {root!r}")
     for dotted in MODEL_PATH_KEYS:

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mmrlaif.config.platform import GateConfig
+from mmrlaif.config.selection import (
+    BENCHMARK_NAMES,
+    BENCHMARK_SELECT_METRICS,
+    LATEST_METRIC,
+    TOY_SELECT_METRICS,
+)
 from mmrlaif.config.strict import ConfigError
 from mmrlaif.models.families import DEFAULT_LORA_MODULES, FAMILIES, parse_twin_spec
 
@@ -212,12 +218,38 @@ class LabelingConfig:
     Attributes:
         extractor: ``lexicon`` (object mentions, the toy world) or ``llm`` (an instruct LLM).
         question_builder: ``template`` (for lexicon claims) or ``llm``.
-        llm_name_or_path: The instruct causal LM of the ``llm`` extractor / builder (its
-            served name when ``llm_endpoint`` is set).
+        llm_name_or_path: The chat/instruct causal LM of the ``llm`` extractor / builder (its
+            served name when ``llm_endpoint`` is set). Prompts go through the model's chat
+            template, as in the reference: a model whose tokenizer has none (a base LM) is
+            an error, not a raw-text fallback.
         llm_endpoint: Base URL of an OpenAI-compatible API serving that LLM (e.g. vLLM's
-            ``http://host:8000/v1``): the ``llm`` parts then call ``<llm_endpoint>/completions``
-            (greedy) with model ``llm_name_or_path`` instead of loading it; API key from the
+            ``http://host:8000/v1``): the ``llm`` parts then call
+            ``<llm_endpoint>/chat/completions`` (one user message; the server applies the
+            template) with model ``llm_name_or_path`` and the ``llm_*`` sampling settings
+            below (``seed`` per request) instead of loading it; API key from the
             ``OPENAI_API_KEY`` environment variable, if set. ``None``: load it in-process.
+        llm_question_name_or_path: The question-rewrite LLM when it is another model than
+            the extractor's (the reference's released fine-tuned "changeq" model beside its
+            "split" model); ``None``: ``llm_name_or_path``.
+        llm_question_endpoint: The endpoint serving ``llm_question_name_or_path``; ``None``:
+            ``llm_endpoint``.
+        llm_prompt_format: ``instruct`` (the project's prompts, for a general instruct model)
+            or ``rlaifv_finetuned`` (the exact prompts and output parsing of RLAIF-V's
+            ``utils/llama3_8b_inference.py``, which its released fine-tuned split /
+            question-rewrite Llama-3-8B models were trained on). Both ask for one
+            question-rewrite call per response, the claims as a list, zipped back.
+        llm_temperature: Sampling temperature of the LLM parts (the reference: 0.2; 0: greedy).
+        llm_top_p: Nucleus mass (the reference: 0.9; 1: off).
+        llm_top_k: Top-k cut (50: the Hugging Face default the reference's ``generate``
+            applies implicitly; 0: off, and not sent to an endpoint).
+        llm_max_new_tokens: New tokens per call, extraction and question rewrite alike (the
+            reference: 256).
+        llm_max_words: The extraction prompt (template, question and answer) is cut to this
+            many words (the reference: 300).
+        llm_seed: Seed of the LLM parts' sampling: each call draws from a seed derived from
+            it and the call's prompt (in-process: the project's seeded sampler; endpoint: the
+            request's ``seed``), so identical inputs get identical outputs in any order,
+            batch or shard.
         labeler: ``policy`` (self-feedback by the current policy), ``initial`` (self-feedback
             by a frozen copy of the pipeline's starting policy), ``model`` (the VLM at
             ``labeler_name_or_path``) or ``openai`` (an OpenAI-compatible endpoint at
@@ -235,6 +267,15 @@ class LabelingConfig:
     question_builder: Literal["template", "llm"] = "template"
     llm_name_or_path: str | None = None
     llm_endpoint: str | None = None
+    llm_question_name_or_path: str | None = None
+    llm_question_endpoint: str | None = None
+    llm_prompt_format: Literal["instruct", "rlaifv_finetuned"] = "instruct"
+    llm_temperature: float = 0.2
+    llm_top_p: float = 0.9
+    llm_top_k: int = 50
+    llm_max_new_tokens: int = 256
+    llm_max_words: int = 300
+    llm_seed: int = 0
     labeler: Literal["policy", "initial", "model", "openai"] = "policy"
     labeler_name_or_path: str | None = None
     endpoint: str | None = None
@@ -245,6 +286,17 @@ class LabelingConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.reject_threshold <= 1.0:
             raise ConfigError(f"reject_threshold must be in (0, 1], got {self.reject_threshold}")
+        checks = {
+            "llm_temperature": (0.0 <= self.llm_temperature < float("inf"), ">= 0 (0: greedy)"),
+            "llm_top_p": (0.0 < self.llm_top_p <= 1.0, "in (0, 1]"),
+            "llm_top_k": (self.llm_top_k >= 0, ">= 0 (0: off)"),
+            "llm_max_new_tokens": (self.llm_max_new_tokens >= 1, ">= 1"),
+            "llm_max_words": (self.llm_max_words >= 1, ">= 1"),
+            "llm_seed": (self.llm_seed >= 0, ">= 0"),
+        }
+        for key, (ok, rule) in checks.items():
+            if not ok:
+                raise ConfigError(f"{key}: must be {rule}, got {getattr(self, key)!r}")
 
 
 @dataclass(frozen=True)
@@ -271,10 +323,6 @@ class PairsConfig:
     add_povid: bool = False
 
 
-#: The field's benchmarks the evaluation can run (``mmrlaif.evaluation.benchmarks``).
-BENCHMARK_NAMES = ("pope", "amber", "object_halbench", "mmhal")
-
-
 @dataclass(frozen=True)
 class BenchmarksConfig:
     """The field's hallucination benchmarks, run by every evaluation on top of the toy splits.
@@ -288,6 +336,10 @@ class BenchmarksConfig:
         max_new_tokens: Generation budget of an answer.
         pope_splits: POPE negative-sampling splits.
         amber_query_file: AMBER query file (``query_all.json``, ``query_generative.json``...).
+        pope_answer_rule: ``reference``: POPE's ``evaluate.py`` reading of an answer
+            (case-sensitive ``No``/``no``/``not`` words, so ``NO`` or ``No!`` count as yes);
+            ``lenient``: case-insensitive, any punctuation separates words (a saner reading,
+            not POPE's figures; the report marks it non-reference).
         amber_strict_answers: AMBER's exact ``Yes``/``No`` answer rule instead of POPE's.
         judge_endpoint: OpenAI-compatible API of the MMHal-Bench judge (needed for ``mmhal``).
         judge_model: The judge's model name on that server.
@@ -300,6 +352,7 @@ class BenchmarksConfig:
     batch_size: int = 16
     max_new_tokens: int = 512
     pope_splits: tuple[str, ...] = ("random", "popular", "adversarial")
+    pope_answer_rule: Literal["reference", "lenient"] = "reference"
     amber_query_file: str = "query_all.json"
     amber_strict_answers: bool = False
     judge_endpoint: str | None = None
@@ -378,12 +431,18 @@ class DPOConfig:
     Attributes:
         trainer: Keyword arguments for ``trl.DPOConfig``, passed through as is (``beta``,
             ``loss_type``, ``loss_weights``, ``learning_rate``, ``num_train_epochs``...); the
-            project's defaults fill what is not given.
+            project's defaults fill what is not given. TRL's ``sft`` loss term is the mean
+            token NLL of the chosen answer, RLAIF-V's SFT term its summed NLL: a weight ``w``
+            here is RLAIF-V's ``w / |y|`` (``|y|`` the chosen answer's tokens).
         max_length: Token budget per prompt + answer; longer pairs are an error, never cut.
         lora: LoRA adapters instead of full fine-tuning (``null``: full fine-tuning).
         freeze_vision_tower: Train the projector and language model only (full fine-tuning).
         precompute_ref: Compute the reference log-probs once before training and free the
             reference model; ``false`` keeps TRL's live reference model (for comparison).
+            With POVID's online noise rejection the chosen and fixed rejected answers' are
+            computed once (the first time each example is seen) and kept, while the noise
+            rejection's, new every epoch, are computed at each step: the reference model
+            then stays resident (with LoRA it is the policy with its adapters disabled).
         deepspeed: Path of a DeepSpeed JSON config (``configs/deepspeed/zero2.json``), GPU runs.
         keep_checkpoints: Keep the intermediate checkpoints after a successful run (they are
             what a killed run resumes from; by default removed once the model is saved).
@@ -392,16 +451,60 @@ class DPOConfig:
             ``gradient_accumulation_steps`` x the DPO task's GPUs (``kubernetes.trainjob``
             nodes x GPUs per node, else ``kubernetes.train`` or ``kubernetes.gpu``
             accelerators): a mismatch is an error naming the key.
+        projector_learning_rate: Train the vision-language projector (the family's projector
+            parts, :mod:`mmrlaif.models.families`) at this learning rate, in its own
+            optimizer group (same schedule, warmup and weight decay as the rest), while
+            ``trainer.learning_rate`` applies to everything else; POVID trains LLaVA's projector
+            at 2e-5 beside LoRA at 1e-7. With LoRA the projector modules are trained in full
+            (PEFT ``modules_to_save``; a projector part that is a bare parameter, such as
+            LLaVA-NeXT's ``image_newline``, stays frozen); ``null``: one learning rate (with
+            LoRA the projector stays frozen).
     """
 
     trainer: Mapping[str, Any] = field(default_factory=dict)
     global_batch_size: int | None = None
+    projector_learning_rate: float | None = None
     max_length: int = 160
     lora: LoRAConfig | None = None
     freeze_vision_tower: bool = True
     precompute_ref: bool = True
     deepspeed: str | None = None
     keep_checkpoints: bool = False
+
+    def __post_init__(self) -> None:
+        if self.projector_learning_rate is not None and not self.projector_learning_rate > 0:
+            raise ConfigError(
+                f"projector_learning_rate: must be > 0, got {self.projector_learning_rate}"
+            )
+
+
+#: The POVID pair sources.
+POVID_SOURCES: tuple[str, ...] = ("povid_text", "povid_noise")
+
+
+def _check_sources(sources: tuple[str, ...]) -> None:
+    unknown = sorted(set(sources) - set(POVID_SOURCES))
+    if unknown or not sources:
+        what = f"unknown {', '.join(unknown)}" if unknown else "empty"
+        raise ConfigError(f"sources: {what} (use {', '.join(POVID_SOURCES)})")
+
+
+@dataclass(frozen=True)
+class POVIDStageConfig:
+    """One stage of POVID's schedule: one iteration of the POVID pipeline.
+
+    Attributes:
+        sources: The rejected answers of the stage (``povid_text``, ``povid_noise``).
+        num_train_epochs: DPO epochs of the stage (replaces ``dpo.trainer.num_train_epochs``).
+    """
+
+    sources: tuple[str, ...] = POVID_SOURCES
+    num_train_epochs: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_sources(self.sources)
+        if not self.num_train_epochs > 0:
+            raise ConfigError(f"num_train_epochs: must be > 0, got {self.num_train_epochs}")
 
 
 @dataclass(frozen=True)
@@ -418,12 +521,34 @@ class POVIDConfig:
             ``llm_endpoint`` is set).
         llm_endpoint: Base URL of an OpenAI-compatible API serving that LLM (e.g. vLLM's
             ``http://host:8000/v1``): the ``llm`` injector then calls
-            ``<llm_endpoint>/completions`` (greedy) with model ``llm_name_or_path`` instead of
+            ``<llm_endpoint>/chat/completions`` (greedy) with model ``llm_name_or_path`` instead of
             loading it; API key from the ``OPENAI_API_KEY`` environment variable, if set.
             ``None``: load it in-process.
         noise_step: Forward-diffusion step of the image noise (the paper: 500 of 1000).
-        max_new_tokens: Generation budget of the answer on the noised image.
-        seed: Seed of the injections and the noise.
+        noise_rejection: How the ``povid_noise`` rejected answer is built. ``online`` (the
+            reference's ``tool/dpo_trainer_inherent.py``): at every DPO step the image is
+            noised afresh (a new draw every epoch, seeded from the run seed, the epoch and the
+            prompt), the model is run teacher-forced on the ground-truth answer with the
+            noised image, and the per-position arg-max tokens are the rejected answer (the
+            chosen answer's length), scored with the clean image at the chosen answer's
+            positions; the pairs table then holds a ``povid_noise`` row with an empty
+            ``rejected``. ``offline``: the policy answers the noised image greedily when the
+            pairs are built (at most ``max_new_tokens``) and that answer is the rejected one.
+        noise_ref_tokens: Online: the tokens the reference model scores for the noise
+            rejection: ``own`` (its own arg-max under the same noised image, as the reference
+            code, which runs the same teacher-forced pass through each model) or ``policy``
+            (the policy's arg-max, so both models score one rejected answer).
+        clamp_noise: Clip the noised pixels to [0, 1] before the 8-bit conversion. The
+            reference does not (``ToPILImage`` of the unclipped tensor: about a third of the
+            pixels wrap around, e.g. -0.3 / 255 becomes 0 and -1.5 / 255 becomes 255); ``true``
+            is a milder noise.
+        max_new_tokens: Offline: generation budget of the answer on the noised image.
+        seed: Seed of the injections and of the offline noise (the online noise derives from
+            the DPO run's seed).
+        stages: POVID's schedule, one stage per iteration of the POVID pipeline (iteration i
+            runs stage i: its sources and its DPO epochs); the length must equal
+            ``pipeline.iterations``. Empty: every iteration uses ``sources`` and
+            ``dpo.trainer``'s epochs.
     """
 
     sources: tuple[str, ...] = ("povid_text", "povid_noise")
@@ -431,8 +556,17 @@ class POVIDConfig:
     llm_name_or_path: str | None = None
     llm_endpoint: str | None = None
     noise_step: int = 500
+    noise_rejection: Literal["online", "offline"] = "online"
+    noise_ref_tokens: Literal["own", "policy"] = "own"
+    clamp_noise: bool = False
     max_new_tokens: int = 48
     seed: int = 0
+    stages: tuple[POVIDStageConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_sources(self.sources)
+        if not 0 <= self.noise_step < 1000:
+            raise ConfigError(f"noise_step: must be in [0, 1000), got {self.noise_step}")
 
 
 @dataclass(frozen=True)
@@ -443,10 +577,25 @@ class PipelineConfig:
         method: ``rlaifv`` (on-policy sampling + AI feedback) or ``povid``.
         iterations: Rounds of sample -> label -> pairs -> DPO -> evaluate, unrolled at compile
             time.
-        select_metric: Validation metric that decides which policy an iteration carries forward
-            (the new one or the incumbent): ``object_f1`` (harmonic mean of 1 - CHAIR_i and
-            Cover), ``chair_i``, ``chair_s`` (lower is better) or ``cover``; ``latest`` carries
-            the newly trained policy forward whatever it scores (RLAIF-V's reference code).
+        select_metric: The figure that decides which policy an iteration carries forward (the
+            new one or the incumbent). On the toy world's validation split: ``object_f1``
+            (harmonic mean of 1 - CHAIR_i and Cover), ``chair_i``, ``chair_s`` (lower is
+            better) or ``cover``. On a held-out slice of a real benchmark (the first
+            ``select_items`` items of its data root in ``eval.benchmarks.data``, scored by the
+            same code as the reports, which then leave those items out): a benchmark headline
+            figure such as ``amber_object_f1`` / ``object_halbench_object_f1`` (harmonic mean
+            of 1 - the mention-level hallucination rate and the object recall),
+            ``object_halbench_response_hallucination_rate``, ``amber_chair``, ``mmhal_score``
+            or ``pope_adversarial_f1`` (:data:`BENCHMARK_SELECT_METRICS`). ``latest`` carries the
+            newly trained policy forward whatever it scores. A real model (a hub id) cannot
+            select on the toy world: that is an error naming this key.
+        select_items: Items of the selection benchmark's held-out slice (per POPE split).
+        select_every: Also weigh the DPO run's intermediate checkpoints: one is saved every
+            this many optimizer steps (a value below 1: that fraction of the run's steps, e.g.
+            0.0625 = a quarter epoch of 4 epochs, the reference's grid), each is scored on the
+            selection figure with the final model, and the best of them is the iteration's
+            new policy (``null``: the final model only). Each checkpoint is a full model on
+            the artifact store until the iteration ends.
         name: Pipeline name in KFP and the parent run's name prefix in MLflow.
         shards: RLAIF-V: split each iteration's prompts into this many shards, sampled and
             labeled by parallel tasks (``dsl.ParallelFor``) and merged before the pairs; the
@@ -459,7 +608,9 @@ class PipelineConfig:
 
     method: Literal["rlaifv", "povid"] = "rlaifv"
     iterations: int = 3
-    select_metric: Literal["object_f1", "chair_i", "chair_s", "cover", "latest"] = "object_f1"
+    select_metric: str = "object_f1"
+    select_items: int = 100
+    select_every: float | None = None
     name: str = "mmrlaif"
     shards: int = 1
     max_parallel_shards: int = 0
@@ -470,6 +621,25 @@ class PipelineConfig:
             raise ConfigError(f"shards must be >= 1, got {self.shards}")
         if self.max_parallel_shards < 0:
             raise ConfigError(f"max_parallel_shards must be >= 0, got {self.max_parallel_shards}")
+        known = (*TOY_SELECT_METRICS, *BENCHMARK_SELECT_METRICS, LATEST_METRIC)
+        if self.select_metric not in known:
+            raise ConfigError(
+                f"select_metric: unknown metric {self.select_metric!r}; one of {', '.join(known)}"
+            )
+        if self.select_items < 1:
+            raise ConfigError(f"select_items: must be >= 1, got {self.select_items}")
+        if self.select_every is not None and self.select_metric == LATEST_METRIC:
+            raise ConfigError(
+                "select_every: checkpoints are weighed by select_metric, and 'latest' weighs "
+                "nothing (the final model goes on); pick a metric or drop select_every"
+            )
+        if self.select_every is not None and not (
+            0 < self.select_every < 1 or float(self.select_every).is_integer()
+        ):
+            raise ConfigError(
+                f"select_every: a whole number of steps or a fraction in (0, 1), "
+                f"got {self.select_every}"
+            )
 
 
 @dataclass(frozen=True)

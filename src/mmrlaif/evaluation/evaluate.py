@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedModel, ProcessorMixin
 
+from mmrlaif import artifacts
 from mmrlaif.config import Config, EvalConfig, ModelConfig
 from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.evaluation.metrics import (
@@ -190,48 +191,161 @@ def evaluate_stage(
     return report
 
 
+def benchmark_data(cfg: Config, world_dir: str | Path) -> dict[str, str]:
+    """``eval.benchmarks.data`` with ``toyworld`` resolved to the world's AMBER-layout export."""
+    from mmrlaif.config import TOYWORLD_DATA
+    from mmrlaif.toyworld import WorldPaths
+
+    amber = str(WorldPaths(Path(world_dir)).amber)
+    return {k: amber if v == TOYWORLD_DATA else v for k, v in cfg.eval.benchmarks.data.items()}
+
+
+def candidate_names(policy_run: str | Path) -> list[str]:
+    """A DPO run's candidates in training order: its kept checkpoints, then ``final``."""
+    from mmrlaif.evaluation.select import CANDIDATES_SUBDIR, FINAL
+
+    folder = Path(policy_run) / CANDIDATES_SUBDIR
+    steps = sorted(
+        (p.name for p in folder.glob("step-*") if p.is_dir()) if folder.is_dir() else [],
+        key=lambda name: int(name.removeprefix("step-")),
+    )
+    return [*steps, FINAL]
+
+
+def selection_figures(
+    cfg: Config,
+    loaded: tuple[PreTrainedModel, ProcessorMixin],
+    data: Mapping[str, str],
+    out_dir: Path,
+    val: Callable[[], EvalReport],
+) -> dict[str, float]:
+    """The figures ``pipeline.select_metric`` reads for one model: its benchmark's held-out
+    slice (the first ``pipeline.select_items`` items; answers under ``out_dir``), else the toy
+    validation split (``val`` evaluates it)."""
+    from mmrlaif.config import selection_benchmark
+    from mmrlaif.evaluation.field import run_field_benchmarks
+
+    name = selection_benchmark(cfg.pipeline.select_metric)
+    if name is None:
+        return {k: float(v) for k, v in val().chair.to_dict().items() if _is_number(v)}
+    return run_field_benchmarks(
+        cfg.eval.benchmarks,
+        *loaded,
+        out_dir,
+        names=(name,),
+        data={name: data[name]},
+        limit=cfg.pipeline.select_items,
+    )
+
+
 def evaluate_step(
     cfg: Config, policy_run: str | Path, world_dir: str | Path, out_dir: str | Path
 ) -> tuple[EvalReport, EvalReport]:
-    """Evaluate a policy artifact on the held-out eval split (with POPE) and on validation.
+    """Evaluate a policy artifact: pick its best candidate, then report it.
 
-    Writes ``eval.json`` and ``val.json`` under ``out_dir``.
+    The candidates are the DPO run's kept checkpoints (``pipeline.select_every``) and its final
+    model; each is scored on the selection figures (:func:`selection_figures`), written with
+    the best one's name to ``select.json``. The best is then evaluated on the held-out eval
+    split (with POPE) and on validation (``eval.json``, ``val.json``), and on the field's
+    benchmarks (``eval.benchmarks.run``; a benchmark the selection uses leaves its selection
+    slice out). ``data.json`` records what the figures were measured on.
 
     Returns:
-        The eval-split report and the validation report.
+        The eval-split report and the validation report of the best candidate.
     """
-    from mmrlaif import artifacts
-    from mmrlaif.io import write_json
+    from mmrlaif.config import selection_benchmark
+    from mmrlaif.evaluation.select import (
+        SELECT_REPORT,
+        best_candidate,
+        candidate_model,
+    )
     from mmrlaif.toyworld import WorldPaths
     from mmrlaif.tracking.lineage import file_sha256
 
     world = WorldPaths(Path(world_dir))
-    model = artifacts.model_dir(policy_run)
-    loaded = load_vlm(model, cfg.model.dtype, cfg.model.trust_remote_code, family=cfg.model.family)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    reports = []
-    for split, pope, name in (
-        ("eval", world.pope, artifacts.EVAL_REPORT),
-        ("val", None, artifacts.VAL_REPORT),
-    ):
-        reports.append(
-            evaluate_stage(
-                cfg.model, cfg.eval, model, world.prompts(split), pope, out_dir / name, loaded
+    data = benchmark_data(cfg, world_dir)
+    metric = cfg.pipeline.select_metric
+    bench = selection_benchmark(metric)
+    val_reports: dict[str, EvalReport] = {}
+    figures: dict[str, dict[str, float]] = {}
+    loaded: dict[str, tuple[PreTrainedModel, ProcessorMixin]] = {}
+    names = candidate_names(policy_run)
+    for name in names:
+        model = candidate_model(policy_run, name)
+        loaded = {name: _load(cfg, model)}  # one model in memory at a time
+
+        def val(name: str = name, model: Path = model, pair=loaded[name]) -> EvalReport:
+            val_reports[name] = evaluate_stage(
+                cfg.model,
+                cfg.eval,
+                model,
+                world.prompts("val"),
+                None,
+                out_dir / f"{name}.val.json",
+                pair,
             )
+            return val_reports[name]
+
+        folder = out_dir / "select" / name if bench else None
+        figures[name] = selection_figures(cfg, loaded[name], data, folder, val)
+        logger.info("selection figures of %s: %s", name, figures[name])
+    best = best_candidate(metric, figures) if len(names) > 1 else names[-1]
+    selection = {"metric": metric, "benchmark": bench, "figures": figures, "best": best}
+    if bench is not None:
+        selection["items"] = cfg.pipeline.select_items
+    write_json(selection, out_dir / SELECT_REPORT)
+    for name in names:
+        (out_dir / f"{name}.val.json").unlink(missing_ok=True)
+    model = candidate_model(policy_run, best)
+    if best not in loaded:
+        loaded = {best: _load(cfg, model)}
+    held_out = evaluate_stage(
+        cfg.model,
+        cfg.eval,
+        model,
+        world.prompts("eval"),
+        world.pope,
+        out_dir / artifacts.EVAL_REPORT,
+        loaded[best],
+    )
+    if best in val_reports:
+        validation = val_reports[best]
+        write_json(validation.to_dict(), out_dir / artifacts.VAL_REPORT)
+    else:
+        validation = evaluate_stage(
+            cfg.model,
+            cfg.eval,
+            model,
+            world.prompts("val"),
+            None,
+            out_dir / artifacts.VAL_REPORT,
+            loaded[best],
         )
     if cfg.eval.benchmarks.run:  # the field's benchmarks, on the same loaded policy
         from mmrlaif.evaluation.field import run_field_benchmarks
 
-        figures = run_field_benchmarks(cfg.eval.benchmarks, *loaded, out_dir / "benchmarks")
-        reports[0] = dataclasses.replace(reports[0], benchmarks=figures)
-        write_json(reports[0].to_dict(), out_dir / artifacts.EVAL_REPORT)
+        skip = {bench: cfg.pipeline.select_items} if bench else {}
+        bench_figures = run_field_benchmarks(
+            cfg.eval.benchmarks, *loaded[best], out_dir / "benchmarks", data=data, skip=skip
+        )
+        held_out = dataclasses.replace(held_out, benchmarks=bench_figures)
+        write_json(held_out.to_dict(), out_dir / artifacts.EVAL_REPORT)
     # what the figures were measured on, so two reports can be told comparable or not
-    data = {
+    hashes = {
         "eval_sha": file_sha256(world.prompts("eval")),
         "val_sha": file_sha256(world.prompts("val")),
     }
     if world.pope.is_file():
-        data["pope_sha"] = file_sha256(world.pope)
-    write_json(data, out_dir / artifacts.DATA_REPORT)
-    return reports[0], reports[1]
+        hashes["pope_sha"] = file_sha256(world.pope)
+    write_json(hashes, out_dir / artifacts.DATA_REPORT)
+    return held_out, validation
+
+
+def _load(cfg: Config, model: Path) -> tuple[PreTrainedModel, ProcessorMixin]:
+    return load_vlm(model, cfg.model.dtype, cfg.model.trust_remote_code, family=cfg.model.family)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from transformers import PreTrainedModel, ProcessorMixin
@@ -17,10 +18,25 @@ def run_field_benchmarks(
     cfg: BenchmarksConfig,
     model: PreTrainedModel,
     processor: ProcessorMixin,
-    out_dir: str | Path,
+    out_dir: str | Path | None,
+    *,
+    names: Sequence[str] | None = None,
+    data: Mapping[str, str | Path] | None = None,
+    limit: int | None = None,
+    skip: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
-    """Run ``cfg.run`` on the policy; writes ``benchmarks.json`` and the answers under
-    ``out_dir``.
+    """Run ``cfg.run`` (or ``names``) on the policy; writes ``benchmarks.json`` and the answers
+    under ``out_dir`` (``None``: nothing written).
+
+    Args:
+        cfg: Generation budget, batch size, splits and the judge.
+        model: The policy.
+        processor: Its processor.
+        out_dir: Where the report and answers go.
+        names: The benchmarks to run (default ``cfg.run``).
+        data: Benchmark -> data root (default ``cfg.data``).
+        limit: Items per benchmark (default ``cfg.limit``).
+        skip: Benchmark -> items left out at the head (the selection's held-out slice).
 
     Returns:
         The benchmarks' headline figures (``{}`` when none is configured).
@@ -29,7 +45,8 @@ def run_field_benchmarks(
         ConfigError: A benchmark's data is missing (naming the benchmark and the path).
         BenchmarkFormatError: A benchmark file is malformed (naming file and record).
     """
-    if not cfg.run:
+    names = tuple(cfg.run if names is None else names)
+    if not names:
         return {}
     from mmrlaif.evaluation.benchmarks import BenchmarkOptions, MMHalJudge, run_benchmarks
     from mmrlaif.models.openai_client import OpenAIClient
@@ -41,18 +58,20 @@ def run_field_benchmarks(
         )
 
     judge = None
-    if "mmhal" in cfg.run:
+    if "mmhal" in names:
         client = OpenAIClient(cfg.judge_endpoint, cfg.judge_api_key_env)
         judge = MMHalJudge(client, cfg.judge_model)
     options = BenchmarkOptions(
         batch_size=cfg.batch_size,
-        limit=cfg.limit,
+        limit=cfg.limit if limit is None else limit,
+        skip=dict(skip or {}),
         pope_splits=cfg.pope_splits,
+        pope_answer_rule=cfg.pope_answer_rule,
         amber_query_file=cfg.amber_query_file,
         amber_strict_answers=cfg.amber_strict_answers,
     )
     report = run_benchmarks(
-        cfg.run, cfg.data, answer, judge=judge, out_dir=out_dir, options=options
+        names, data or cfg.data, answer, judge=judge, out_dir=out_dir, options=options
     )
-    logger.info("benchmarks %s: %s", ", ".join(cfg.run), report.headline)
+    logger.info("benchmarks %s: %s", ", ".join(names), report.headline)
     return dict(report.headline)

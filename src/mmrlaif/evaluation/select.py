@@ -1,9 +1,13 @@
 """Which policy an iteration carries forward: the one it trained or the incumbent.
 
 RLAIF-V picks, after each iteration, the checkpoint that evaluates best as the next iteration's
-policy. Here the choice is made on the validation split (never on the held-out eval split) by
-one configured metric, or (``latest``) not at all: the newly trained policy always goes on, as in
-RLAIF-V's reference code, and its validation figures are still recorded.
+policy (its reference: the best quarter-epoch checkpoint on Object HalBench + MMHal). Here the
+choice is made by one configured figure (``pipeline.select_metric``), never on what the reports
+show: on the toy world's validation split, or on a held-out slice of a real benchmark (the
+first ``pipeline.select_items`` items, which the reports then leave out). With
+``pipeline.select_every`` the DPO run's intermediate checkpoints compete too, and the best of
+them is the iteration's new policy. ``latest`` carries the newly trained policy forward whatever
+it scores, and its figures are still recorded.
 """
 
 from __future__ import annotations
@@ -14,15 +18,31 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mmrlaif.config import (
+    BENCHMARK_SELECT_METRICS,
+    LATEST_METRIC,
+    TOY_SELECT_METRICS,
+)
+
 #: Metrics a selection can use, and whether higher is better.
-SELECT_METRICS: dict[str, bool] = {
-    "object_f1": True,
-    "cover": True,
-    "chair_i": False,
-    "chair_s": False,
-}
+SELECT_METRICS: dict[str, bool] = TOY_SELECT_METRICS | BENCHMARK_SELECT_METRICS
 #: The selection "metric" that always carries the newly trained policy forward.
-LATEST = "latest"
+LATEST = LATEST_METRIC
+#: The figures of every candidate of a selection, written by the evaluation.
+SELECT_REPORT = "select.json"
+#: The candidate name of a DPO run's final model (checkpoints are ``step-<n>``).
+FINAL = "final"
+#: Where a DPO run keeps its intermediate checkpoints as loadable models (``select_every``).
+CANDIDATES_SUBDIR = "candidates"
+#: Derived figures: harmonic means of object precision and recall, from a headline's keys.
+_F1_PARTS: dict[str, tuple[str, str]] = {
+    "object_f1": ("chair_i", "cover"),
+    "amber_object_f1": ("amber_chair", "amber_cover"),
+    "object_halbench_object_f1": (
+        "object_halbench_mention_hallucination_rate",
+        "object_halbench_object_recall",
+    ),
+}
 
 
 def object_f1(chair_i: float, cover: float) -> float:
@@ -37,7 +57,7 @@ def object_f1(chair_i: float, cover: float) -> float:
 
 
 def metric_value(metric: str, headline: Mapping[str, float]) -> float:
-    """The selection metric of one evaluation headline.
+    """The selection metric of one headline (the toy validation figures or a benchmark's).
 
     Raises:
         ValueError: On an unknown metric, or a headline that lacks what it needs.
@@ -46,11 +66,24 @@ def metric_value(metric: str, headline: Mapping[str, float]) -> float:
         known = ", ".join(SELECT_METRICS)
         raise ValueError(f"unknown selection metric {metric!r} (one of {known})")
     try:
-        if metric == "object_f1":
-            return object_f1(headline["chair_i"], headline["cover"])
+        if metric in _F1_PARTS:
+            hallucination, recall = _F1_PARTS[metric]
+            return object_f1(headline[hallucination], headline[recall])
         return float(headline[metric])
     except KeyError as exc:
-        raise ValueError(f"evaluation headline lacks {exc.args[0]!r} for {metric!r}") from exc
+        raise ValueError(f"the selection figures lack {exc.args[0]!r} for {metric!r}") from exc
+
+
+def best_candidate(metric: str, figures: Mapping[str, Mapping[str, float]]) -> str:
+    """The candidate with the best ``metric``; a tie goes to the later one in ``figures``
+    (the final model is listed last: no earlier checkpoint without evidence)."""
+    names = list(figures)
+    if not names:
+        raise ValueError("no candidate to select from")
+    if metric == LATEST:
+        return names[-1]
+    sign = 1.0 if SELECT_METRICS[metric] else -1.0
+    return max(reversed(names), key=lambda n: sign * metric_value(metric, figures[n]))
 
 
 @dataclass(frozen=True)
@@ -63,6 +96,8 @@ class Selection:
         new: Its value for the newly trained policy.
         incumbent: Its value for the incumbent.
         reason: One sentence for people.
+        candidate: Which of the DPO run's models the new policy is (``final`` or
+            ``step-<n>``, an intermediate checkpoint).
     """
 
     keep_new: bool
@@ -70,6 +105,7 @@ class Selection:
     new: float
     incumbent: float
     reason: str
+    candidate: str = FINAL
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -92,8 +128,39 @@ def select_policy(
     a, b = metric_value(metric, new), metric_value(metric, incumbent)
     keep = a > b if higher else a < b
     verb = "beats" if keep else "does not beat"
-    reason = f"new policy {verb} the incumbent on validation {metric}: {a:.4f} vs {b:.4f}"
+    where = "validation" if metric in TOY_SELECT_METRICS else "held-out"
+    reason = f"new policy {verb} the incumbent on {where} {metric}: {a:.4f} vs {b:.4f}"
     return Selection(keep, metric, a, b, reason)
+
+
+def candidate_model(policy_run: str | Path, candidate: str) -> Path:
+    """The model folder of one candidate of a DPO run (``final``: the run's ``model/``).
+
+    Raises:
+        FileNotFoundError: Naming the folder when it holds no model.
+    """
+    from mmrlaif import artifacts
+
+    if candidate == FINAL:
+        return artifacts.model_dir(policy_run)
+    path = Path(policy_run) / CANDIDATES_SUBDIR / candidate
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no model in candidate {candidate} of {policy_run} ({path})")
+    return path
+
+
+def read_selection_report(report_dir: str | Path) -> tuple[dict[str, float], str]:
+    """The selection figures of the policy a report folder describes, and which candidate.
+
+    Raises:
+        FileNotFoundError: Naming the folder when it has no ``select.json``.
+    """
+    path = Path(report_dir) / SELECT_REPORT
+    if not path.is_file():
+        raise FileNotFoundError(f"no selection figures in {report_dir} (expected {path})")
+    data = json.loads(path.read_text())
+    best = data["best"]
+    return {k: float(v) for k, v in data["figures"][best].items()}, best
 
 
 def select_step(
@@ -105,23 +172,25 @@ def select_step(
     out_run: str | Path,
     out_report_dir: str | Path,
 ) -> Selection:
-    """Compare two policy artifacts on their validation reports; copy the winner out.
+    """Compare two policy artifacts on their selection figures; copy the winner out.
 
-    The winner's model goes to ``out_run/model`` and its reports to ``out_report_dir``; the
-    decision is written as ``selection.json`` in both.
+    The new run's contender is the candidate its evaluation found best (its final model, or an
+    intermediate checkpoint with ``pipeline.select_every``). The winner's model goes to
+    ``out_run/model`` and its reports to ``out_report_dir``; the decision is written as
+    ``selection.json`` in both.
     """
     from mmrlaif import artifacts
     from mmrlaif.io import copy_tree, write_json
 
-    def headline(report_dir: str | Path) -> dict[str, float]:
-        chair = json.loads((Path(report_dir) / artifacts.VAL_REPORT).read_text())["chair"]
-        return {k: float(v) for k, v in chair.items() if isinstance(v, int | float)}
-
-    decision = select_policy(metric, headline(new_report_dir), headline(incumbent_report_dir))
-    run, reports = (
-        (new_run, new_report_dir) if decision.keep_new else (incumbent_run, incumbent_report_dir)
-    )
-    copy_tree(artifacts.model_dir(run), Path(out_run) / artifacts.MODEL_SUBDIR)
+    new, candidate = read_selection_report(new_report_dir)
+    incumbent, _ = read_selection_report(incumbent_report_dir)
+    decision = select_policy(metric, new, incumbent)
+    decision = Selection(**{**decision.to_dict(), "candidate": candidate})
+    if decision.keep_new:
+        model, reports = candidate_model(new_run, candidate), new_report_dir
+    else:
+        model, reports = artifacts.model_dir(incumbent_run), incumbent_report_dir
+    copy_tree(model, Path(out_run) / artifacts.MODEL_SUBDIR)
     copy_tree(reports, out_report_dir)
     for folder in (out_run, out_report_dir):
         write_json(decision.to_dict(), Path(folder) / "selection.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,10 +33,10 @@ class ClaimExtractor(Protocol):
 
 
 class QuestionBuilder(Protocol):
-    """Turns a claim into a yes/no question (with the answer-format suffix)."""
+    """Turns a response's claims into yes/no questions (with the answer-format suffix)."""
 
-    def question(self, claim: Claim) -> str:
-        """The verification question of ``claim``."""
+    def questions(self, claims: Sequence[Claim]) -> list[str]:
+        """The verification questions of one response's ``claims``, one per claim, in order."""
         ...
 
 
@@ -63,6 +64,10 @@ class LexiconClaimExtractor:
 
 class TemplateQuestionBuilder:
     """``Is there a <subject> in the image? Please answer yes or no.`` for lexicon claims."""
+
+    def questions(self, claims: Sequence[Claim]) -> list[str]:
+        """The presence question of each lexicon claim (see :meth:`question`)."""
+        return [self.question(c) for c in claims]
 
     def question(self, claim: Claim) -> str:
         """The presence question of a lexicon claim.

@@ -30,6 +30,10 @@ class FeedbackStats:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+#: A question builder's counts of a response whose questions failed (``LLMQuestionBuilder``).
+QUESTION_FAILURES = ("unparsed_question", "mismatched_questions")
+
+
 def _failures(part: object, key: str) -> int:
     """An LLM extractor's or question builder's count of unparsable outputs so far."""
     return int(getattr(part, "counts", {}).get(key, 0))
@@ -58,11 +62,14 @@ def label_samples(
         Feedback rows (the sample's columns plus ``claims``, ``questions``, ``p_yes``, ``p_no``,
         ``accepted``, ``n_rejected``, ``score`` and ``unpaired``) and statistics; ``counts``
         has ``empty_response`` (samples with no text), ``no_claims``, and the extractor's and
-        builder's own counts (``unparsed_extraction``, ``unparsed_question``). ``unpaired``
-        names why a response takes no part in pairing (``None``: it does): as in the
-        reference, a response that produced no questions never enters pairing (its score of
-        0 would otherwise make an empty or evasive answer the best one), and neither does one
-        whose extraction or question rewriting failed (``unparsed_*``).
+        builder's own counts (``unparsed_extraction``, ``unparsed_question``,
+        ``mismatched_questions``). ``unpaired`` names why a response takes no part in pairing
+        (``None``: it does): as in the reference, a response that produced no questions never
+        enters pairing (its score of 0 would otherwise make an empty or evasive answer the
+        best one), and neither does one whose extraction or question rewriting failed
+        (``unparsed_*``, or fewer questions than claims: ``mismatched_questions``). The
+        questions of a response's claims are asked of the builder in one call, as the
+        reference's question rewrite takes a response's claims as one list.
 
     Raises:
         KeyError: Naming a sample whose ``prompt_id`` has no prompt row.
@@ -76,7 +83,7 @@ def label_samples(
     distinct: dict[tuple[str, str], int] = {}
     # identical responses and claims recur across a prompt's n samples: divide each once
     extracted: dict[tuple[str, str], tuple[list, bool]] = {}
-    asked: dict[str, tuple[str, bool]] = {}
+    asked: dict[tuple[str, ...], tuple[list[str], str | None]] = {}
     for s in samples:
         pid = str(s["prompt_id"])
         if pid not in prompt_by_id:
@@ -91,20 +98,21 @@ def label_samples(
             claims = extractor.extract(response, key[0]) if response else []
             extracted[key] = (claims, _failures(extractor, "unparsed_extraction") > failures)
         claims, extraction_failed = extracted[key]
-        for c in claims:
-            if c.text not in asked:
-                failures = _failures(builder, "unparsed_question")
-                question = builder.question(c)
-                asked[c.text] = (question, _failures(builder, "unparsed_question") > failures)
-        questions = [asked[c.text][0] for c in claims]
+        texts = tuple(c.text for c in claims)
+        if claims and texts not in asked:
+            seen = {k: _failures(builder, k) for k in QUESTION_FAILURES}
+            rewritten = builder.questions(claims)
+            failed = [k for k in QUESTION_FAILURES if _failures(builder, k) > seen[k]]
+            asked[texts] = (rewritten, failed[0] if failed else None)
+        questions, question_failure = asked[texts] if claims else ([], None)
         if not response:
             unpaired = "empty_response"
         elif extraction_failed:
             unpaired = "unparsed_extraction"
         elif not claims:
             unpaired = "no_claims"
-        elif any(asked[c.text][1] for c in claims):
-            unpaired = "unparsed_question"
+        elif question_failure:
+            unpaired = question_failure
         else:
             unpaired = None
         if unpaired in ("empty_response", "no_claims"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,40 +44,60 @@ def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig
 def make_divide(cfg: LabelingConfig, model_cfg: ModelConfig):
     """The configured claim extractor and question builder.
 
-    The ``llm`` parts share one LLM: loaded here from ``labeling.llm_name_or_path``, or, when
-    ``labeling.llm_endpoint`` is set, called at ``<llm_endpoint>/completions`` under that
-    served name (nothing is loaded then).
+    The ``llm`` parts' LLM is loaded here from ``labeling.llm_name_or_path``, or, when
+    ``labeling.llm_endpoint`` is set, called at ``<llm_endpoint>/chat/completions`` under that
+    served name (nothing is loaded then); the question builder uses
+    ``labeling.llm_question_name_or_path`` / ``llm_question_endpoint`` where they are set (the
+    reference's separate "changeq" model), the same LLM otherwise (loaded once, one client).
+    Both sample with ``labeling.llm_temperature`` / ``llm_top_p`` / ``llm_top_k`` /
+    ``llm_max_new_tokens``, seeded by ``labeling.llm_seed``, in ``labeling.llm_prompt_format``.
 
     Raises:
         ConfigError: Naming ``labeling.llm_name_or_path`` when an LLM part has no model.
+        ValueError: When an LLM loaded here has no chat template.
     """
+    extractor, builder = None, None
     if "llm" in (cfg.extractor, cfg.question_builder):
-        if not cfg.llm_name_or_path:
+        from mmrlaif.labeling.llm import LLMClaimExtractor, LLMQuestionBuilder, text_generators
+
+        question_llm = cfg.llm_question_name_or_path or cfg.llm_name_or_path
+        needed = [cfg.llm_name_or_path] if cfg.extractor == "llm" else []
+        needed += [question_llm] if cfg.question_builder == "llm" else []
+        if not all(needed):
             what = "served model name at labeling.llm_endpoint" if cfg.llm_endpoint else "LLM"
             raise ConfigError(
                 f"labeling.llm_name_or_path is required for the llm extractor/builder (its {what})"
             )
-        from mmrlaif.labeling.llm import (
-            EXTRACT_TOKENS,
-            QUESTION_TOKENS,
-            LLMClaimExtractor,
-            LLMQuestionBuilder,
-            text_generators,
-        )
+        factories: dict[tuple[str, str | None], Callable[[int], Callable[[str], str]]] = {}
 
-        generators = text_generators(
-            cfg.llm_name_or_path, cfg.llm_endpoint, model_cfg.trust_remote_code
-        )
-    extractor = (
-        LexiconClaimExtractor(toy_lexicon())
-        if cfg.extractor == "lexicon"
-        else LLMClaimExtractor(generators(EXTRACT_TOKENS))
-    )
-    builder = (
-        TemplateQuestionBuilder()
-        if cfg.question_builder == "template"
-        else LLMQuestionBuilder(generators(QUESTION_TOKENS))
-    )
+        def generate(name: str, endpoint: str | None) -> Callable[[str], str]:
+            if (name, endpoint) not in factories:  # one model loaded, one client, per LLM
+                factories[name, endpoint] = text_generators(
+                    name,
+                    endpoint,
+                    model_cfg.trust_remote_code,
+                    temperature=cfg.llm_temperature,
+                    top_p=cfg.llm_top_p,
+                    top_k=cfg.llm_top_k,
+                    seed=cfg.llm_seed,
+                )
+            return factories[name, endpoint](cfg.llm_max_new_tokens)
+
+        if cfg.extractor == "llm":
+            extractor = LLMClaimExtractor(
+                generate(cfg.llm_name_or_path, cfg.llm_endpoint),
+                prompt_format=cfg.llm_prompt_format,
+                max_words=cfg.llm_max_words,
+            )
+        if cfg.question_builder == "llm":
+            builder = LLMQuestionBuilder(
+                generate(question_llm, cfg.llm_question_endpoint or cfg.llm_endpoint),
+                prompt_format=cfg.llm_prompt_format,
+            )
+    if extractor is None:
+        extractor = LexiconClaimExtractor(toy_lexicon())
+    if builder is None:
+        builder = TemplateQuestionBuilder()
     return extractor, builder
 
 

@@ -4,12 +4,13 @@
 and 429/5xx answers are retried with exponential backoff, other errors fail at once, and every
 error names the URL and what was asked. The API key, if any, comes from an environment
 variable (never from config) and is only ever sent as a bearer header, never logged.
-:class:`OpenAITextGenerator` is the endpoint counterpart of the in-process greedy
-``mmrlaif.labeling.llm.TextGenerator``: a callable prompt -> completion text.
+:class:`OpenAITextGenerator` is the endpoint counterpart of the in-process
+``mmrlaif.labeling.llm.TextGenerator``: a callable prompt -> chat reply text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -24,6 +25,14 @@ logger = logging.getLogger(__name__)
 
 #: HTTP statuses worth retrying (rate limit, server errors, overload).
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def call_seed(seed: int, prompt: str) -> int:
+    """The 63-bit seed of one sampled call: derived from the configured ``seed`` and the
+    prompt text (which holds the item), so a call draws the same output whatever else is
+    asked, in whatever order, batch or shard, here and in-process alike."""
+    digest = hashlib.sha256(f"{seed}\x1f{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 class EndpointError(RuntimeError):
@@ -144,45 +153,75 @@ class OpenAIClient:
 
 
 class OpenAITextGenerator:
-    """Greedy completion of a text prompt by a model behind ``<base_url>/completions``.
+    """A chat reply to one user turn by a model behind ``<base_url>/chat/completions``.
 
     The endpoint counterpart of ``mmrlaif.labeling.llm.TextGenerator``: the same callable
-    prompt -> text, with the same token budget and greedy decoding (``temperature`` 0). The
-    prompt is sent as it is (no chat template), as the in-process generator does.
+    prompt -> text, with the same token budget and sampling settings. The prompt is sent as
+    the one user message; the server renders it with the model's chat template (vLLM refuses a
+    model that has none). With ``temperature`` > 0 each request carries ``top_p``, ``top_k``
+    (when > 0; vLLM's extension of the API) and a ``seed`` derived from ``seed`` and the
+    prompt (vLLM honours it per request); ``temperature`` 0 is greedy and sends neither.
 
     Args:
         client: The API client (shared clients share their stats).
         model: The model name the server serves.
         budget: Most new tokens (``max_tokens``).
+        temperature: Sampling temperature (0: greedy).
+        top_p: Nucleus mass (1: off).
+        top_k: Top-k cut (0: off, not sent).
+        seed: Configured seed; each request's ``seed`` is derived from it and the prompt.
     """
 
-    def __init__(self, client: OpenAIClient, model: str, budget: int) -> None:
+    def __init__(
+        self,
+        client: OpenAIClient,
+        model: str,
+        budget: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int = 0,
+    ) -> None:
         self.client = client
         self.model = model
         self.budget = budget
+        self.temperature = temperature
+        self.top_p = top_p
+        self.top_k = top_k
+        self.seed = seed
+
+    def body(self, prompt: str) -> dict[str, Any]:
+        """The request body for ``prompt``."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": self.budget,
+            "temperature": self.temperature,
+        }
+        if self.temperature > 0:
+            body["top_p"] = self.top_p
+            if self.top_k > 0:
+                body["top_k"] = self.top_k
+            body["seed"] = call_seed(self.seed, prompt)
+        return body
 
     def __call__(self, prompt: str) -> str:
-        """The completion of ``prompt``.
+        """The reply to ``prompt``.
 
         Raises:
             EndpointError: If the request fails for good or the answer holds no text.
         """
-        body = {
-            "model": self.model,
-            "prompt": prompt,
-            "max_tokens": self.budget,
-            "temperature": 0.0,
-        }
-        what = f"a completion of {_clip(prompt)!r} by {self.model!r}"
-        answer = self.client.post("/completions", body, what)
+        what = f"a chat completion of {_clip(prompt)!r} by {self.model!r}"
+        answer = self.client.post("/chat/completions", self.body(prompt), what)
         try:
-            text = answer["choices"][0]["text"]
+            text = answer["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as exc:
             raise EndpointError(
-                f"no choices[0].text from {self.client.url('/completions')} for {what}"
+                f"no choices[0].message.content from {self.client.url('/chat/completions')} "
+                f"for {what}"
             ) from exc
         if not isinstance(text, str):
-            raise EndpointError(f"choices[0].text is not a string for {what}: {text!r}")
+            raise EndpointError(f"choices[0].message.content is not a string for {what}: {text!r}")
         return text
 
 

@@ -1,5 +1,6 @@
-"""POVID rejected-answer sources: hallucination injection into the truth, and the policy's own
-answer on a diffusion-noised image. In both, chosen = the ground-truth answer."""
+"""POVID rejected-answer sources: hallucination injection into the truth, and the model's own
+answer on a diffusion-noised image (built online at training time, as the reference does, or
+offline by generation). In all, chosen = the ground-truth answer."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.io import cell_to_image
 from mmrlaif.models.generate import generate_answers
 from mmrlaif.pairs.noise import DEFAULT_STEP, add_diffusion_noise
-from mmrlaif.pairs.table import pair_row
+from mmrlaif.pairs.table import REFERENCE_NOISE, NoiseSpec, online_noise_row, pair_row
 from mmrlaif.sampling.seeded import sample_seed
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,27 @@ def text_injection_rows(
     return rows, dict(skips)
 
 
+def online_noise_rows(
+    prompts: Sequence[Mapping[str, Any]], spec: NoiseSpec = REFERENCE_NOISE
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """POVID image-distortion pairs built online: chosen = ``answer``; the rejected answer is
+    made at training time (:mod:`mmrlaif.training.povid`) as ``spec`` says, the table holds a
+    placeholder naming it.
+
+    Returns:
+        Pair rows (source ``povid_noise``, :func:`mmrlaif.pairs.table.online_noise_row`) and
+        skips by reason (``no_answer``).
+    """
+    rows, skips = [], Counter()
+    for p in prompts:
+        answer = (p.get("answer") or "").strip()
+        if answer:
+            rows.append(online_noise_row(p, answer, spec))
+        else:
+            skips["no_answer"] += 1
+    return rows, dict(skips)
+
+
 def noise_rows(
     model: PreTrainedModel,
     processor: ProcessorMixin,
@@ -98,10 +120,13 @@ def noise_rows(
     step: int = DEFAULT_STEP,
     max_new_tokens: int = 64,
     batch_size: int = 32,
+    clamp: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """POVID image-distortion pairs: rejected = the policy's greedy answer on the noised image.
+    """POVID image-distortion pairs built offline: rejected = the policy's greedy answer on the
+    noised image.
 
-    The noise of each prompt is drawn from ``(seed, prompt_id)``.
+    The noise of each prompt is drawn from ``(seed, prompt_id)``; ``clamp`` as
+    :func:`mmrlaif.pairs.noise.add_diffusion_noise`.
 
     Returns:
         Pair rows (source ``povid_noise``) and skips by reason (``no_answer``,
@@ -119,6 +144,7 @@ def noise_rows(
             cell_to_image(p["image"], str(p["prompt_id"])),
             sample_seed(seed, str(p["prompt_id"]), 0),
             step,
+            clamp=clamp,
         )
         for p in usable
     ]
@@ -144,34 +170,55 @@ INJECT_PROMPT = (
     "keeping the style. Output only the rewritten description.\n"
     "Description: {answer}\nRewritten:"
 )
-#: Token budget of a rewritten answer.
-INJECT_TOKENS = 128
+#: Token budget of a rewrite beyond :data:`INJECT_TOKENS_PER_WORD` per word of the answer.
+INJECT_MIN_TOKENS = 32
+#: Budget tokens per word of the answer: a subword tokenizer spends about 1.3-1.5 tokens on an
+#: English word; 4 leaves room for the whole answer and as much again of insertions.
+INJECT_TOKENS_PER_WORD = 4
+
+_LABEL = re.compile(r"^\s*rewritten(?: description)?\s*:\s*", flags=re.IGNORECASE)
+
+
+def inject_budget(answer: str) -> int:
+    """New-token budget of the rewrite of ``answer``: never shorter than the answer itself."""
+    return INJECT_MIN_TOKENS + INJECT_TOKENS_PER_WORD * len(answer.split())
 
 
 class LLMInjector:
     """Hallucination injection by an instruct LLM (POVID's GPT-4V rewrite, with an open model).
 
+    The whole rewritten answer is kept (every line of it; a leading ``Rewritten:`` label that
+    echoes the prompt is dropped), generated with a budget derived from the answer's length
+    (:func:`inject_budget`), so the rejected answer is not cut shorter than the chosen one.
+
     Args:
-        generate: Prompt -> completion, greedy: a ``TextGenerator`` over a model loaded here
-            or an ``OpenAITextGenerator`` over an endpoint (budget about
-            :data:`INJECT_TOKENS`).
+        generators: Budget -> (prompt -> completion): the factory of
+            :func:`mmrlaif.labeling.llm.text_generators` over a model loaded here or an
+            endpoint; one generator per budget is made and kept.
 
     Attributes:
         counts: ``unchanged_injection`` when the LLM returns the answer unchanged or nothing.
     """
 
-    def __init__(self, generate: Callable[[str], str]) -> None:
-        self.generate = generate
+    def __init__(self, generators: Callable[[int], Callable[[str], str]]) -> None:
+        self.generators = generators
+        self._by_budget: dict[int, Callable[[str], str]] = {}
         self.counts: Counter[str] = Counter()
+
+    def generator(self, budget: int) -> Callable[[str], str]:
+        """The generator of ``budget`` new tokens (made once)."""
+        if budget not in self._by_budget:
+            self._by_budget[budget] = self.generators(budget)
+        return self._by_budget[budget]
 
     def inject(self, answer: str, present: Sequence[str], rng: np.random.Generator) -> str | None:
         """The rewritten answer, or ``None`` (counted) if the LLM did not change it.
 
         ``present`` and ``rng`` are unused (the interface of :class:`CooccurrenceInjector`):
-        decoding is greedy, so the rewrite is deterministic.
+        the generator's draws are seeded by its prompt.
         """
-        text = self.generate(INJECT_PROMPT.format(answer=answer)).strip()
-        text = text.splitlines()[0].strip() if text else ""
+        generate = self.generator(inject_budget(answer))
+        text = _LABEL.sub("", generate(INJECT_PROMPT.format(answer=answer))).strip()
         if not text or text == answer.strip():
             self.counts["unchanged_injection"] += 1
             return None

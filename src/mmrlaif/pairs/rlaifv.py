@@ -34,7 +34,8 @@ class Candidate:
 
     Attributes:
         unpaired: Why the answer takes no part in pairing (``no_claims``, ``empty_response``,
-            ``unparsed_extraction``, ``unparsed_question``), or ``None``.
+            ``unparsed_extraction``, ``unparsed_question``, ``mismatched_questions``), or
+            ``None``.
     """
 
     prompt_id: str

@@ -14,7 +14,7 @@ from mmrlaif.artifacts import iteration_seed
 from mmrlaif.config import Config, ConfigError, ModelConfig, PairsConfig, POVIDConfig
 from mmrlaif.io import read_rows, write_table
 from mmrlaif.pairs.rlaifv import PairStats, build_pairs, candidates_from_rows
-from mmrlaif.pairs.table import rlaifv_rows
+from mmrlaif.pairs.table import NoiseSpec, rlaifv_rows
 from mmrlaif.toyworld import WorldPaths, toy_lexicon
 
 
@@ -57,13 +57,13 @@ def make_injector(cfg: POVIDConfig, model_cfg: ModelConfig, world_summary: str |
     """The configured hallucination injector.
 
     The ``llm`` injector's LLM is loaded here from ``povid.llm_name_or_path``, or, when
-    ``povid.llm_endpoint`` is set, called at ``<llm_endpoint>/completions`` under that served
-    name (nothing is loaded then).
+    ``povid.llm_endpoint`` is set, called at ``<llm_endpoint>/chat/completions`` under that
+    served name (nothing is loaded then); greedy, through the model's chat template.
 
     Raises:
         ConfigError: Naming the key when the injector lacks its model or co-occurrence data.
     """
-    from mmrlaif.pairs.povid import INJECT_TOKENS, CooccurrenceInjector, LLMInjector
+    from mmrlaif.pairs.povid import CooccurrenceInjector, LLMInjector
 
     if cfg.injector == "llm":
         if not cfg.llm_name_or_path:
@@ -74,7 +74,7 @@ def make_injector(cfg: POVIDConfig, model_cfg: ModelConfig, world_summary: str |
         generators = text_generators(
             cfg.llm_name_or_path, cfg.llm_endpoint, model_cfg.trust_remote_code
         )
-        return LLMInjector(generators(INJECT_TOKENS))
+        return LLMInjector(generators)
     if world_summary is None or not Path(world_summary).is_file():
         raise ConfigError(
             "povid.injector 'cooccurrence' needs the world's co-occurrence statistics "
@@ -95,10 +95,13 @@ def povid_stage(
 ) -> POVIDStats:
     """Build POVID pairs (chosen = the ground-truth answer) and write the pairs table.
 
+    With ``povid.noise_rejection: online`` the ``povid_noise`` rows hold a placeholder (the
+    rejected answer is built at training time) and the policy is not loaded here.
+
     Args:
         model_cfg: Loading settings of the policy.
         cfg: Which sources, the injector, the noise step and the seed.
-        policy: The policy that answers on noised images (``povid_noise``).
+        policy: The policy that answers on noised images (offline ``povid_noise``).
         prompts_table: Prompts with a ground-truth ``answer`` and ``objects``.
         pairs_table: Where the pairs go.
         world_summary: ``world.json`` with co-occurrence statistics (``cooccurrence`` injector).
@@ -107,7 +110,7 @@ def povid_stage(
     unknown = sorted(set(cfg.sources) - {"povid_text", "povid_noise"})
     if unknown or not cfg.sources:
         raise ConfigError(f"povid.sources: {unknown or 'empty'} (use povid_text, povid_noise)")
-    from mmrlaif.pairs.povid import noise_rows, text_injection_rows
+    from mmrlaif.pairs.povid import noise_rows, online_noise_rows, text_injection_rows
 
     prompts = read_rows(prompts_table)
     rows: list[dict] = []
@@ -117,14 +120,26 @@ def povid_stage(
         text, text_skips = text_injection_rows(prompts, injector, cfg.seed)
         rows += text
         skips |= {f"povid_text/{k}": v for k, v in text_skips.items()}
-    if "povid_noise" in cfg.sources:
+    if "povid_noise" in cfg.sources and cfg.noise_rejection == "online":
+        spec = NoiseSpec(cfg.noise_step, cfg.clamp_noise, cfg.noise_ref_tokens)
+        noise, noise_skips = online_noise_rows(prompts, spec)
+        rows += noise
+        skips |= {f"povid_noise/{k}": v for k, v in noise_skips.items()}
+    elif "povid_noise" in cfg.sources:
         from mmrlaif.models.load import load_vlm
 
         model, processor = load_vlm(
             str(policy), model_cfg.dtype, model_cfg.trust_remote_code, family=model_cfg.family
         )
         noise, noise_skips = noise_rows(
-            model, processor, prompts, cfg.seed, cfg.noise_step, cfg.max_new_tokens, eval_batch_size
+            model,
+            processor,
+            prompts,
+            cfg.seed,
+            cfg.noise_step,
+            cfg.max_new_tokens,
+            eval_batch_size,
+            cfg.clamp_noise,
         )
         rows += noise
         skips |= {f"povid_noise/{k}": v for k, v in noise_skips.items()}
@@ -196,7 +211,11 @@ def yesno_replay_rows(sft_rows: list[dict], count: int, seed: int) -> list[dict]
 def povid_step(
     cfg: Config, iteration: int, policy_run: str | Path, world_dir: str | Path, out_dir: str | Path
 ) -> POVIDStats:
-    """One iteration's POVID pairs from pipeline artifacts (``pairs.parquet``, ``stats.json``)."""
+    """One iteration's POVID pairs from pipeline artifacts (``pairs.parquet``, ``stats.json``);
+    with ``povid.stages``, the sources of the iteration's stage."""
+    from mmrlaif.config.povid import povid_iteration
+
+    cfg = povid_iteration(cfg, iteration)
     world = WorldPaths(Path(world_dir))
     stats = povid_stage(
         cfg.model,

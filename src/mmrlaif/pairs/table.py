@@ -8,14 +8,22 @@ the HF ``Image`` layout), and provenance: ``prompt_id``, ``source``
 ``datasets.load_dataset("parquet")`` reads it and TRL's ``DPOTrainer`` consumes it as is. The
 table holds no model's chat format: training renders it through the policy's own
 (:class:`mmrlaif.training.data.PreferenceCollator`), so one table serves any family.
+
+A ``povid_noise`` row whose ``rejected`` is a placeholder naming the noise
+(:func:`online_noise_row`, e.g. ``[online noise rejection: step=500 clamp=no
+reference_tokens=own]``) is a pair whose rejected answer is built at training time (POVID's
+online noise rejection, :mod:`mmrlaif.training.povid`); only the project's trainer reads such a
+table (readers that only show the pairs show the placeholder).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from mmrlaif.models.chat import assistant_message, user_message
+from mmrlaif.models.chat import assistant_message, message_text, user_message
 from mmrlaif.pairs.rlaifv import Pair
 
 SOURCES: tuple[str, ...] = ("rlaifv", "povid_text", "povid_noise", "external", "replay_yesno")
@@ -54,6 +62,60 @@ def pair_row(
         "chosen_idx": chosen_idx,
         "rejected_idx": rejected_idx,
     }
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """How an online noise rejection is built (``povid.*`` of the iteration that wrote the row).
+
+    Attributes:
+        step: Forward-diffusion step of the noise.
+        clamp: Clip the noised pixels before the 8-bit conversion.
+        ref_tokens: Whose arg-max the reference model scores: ``own`` or ``policy``.
+    """
+
+    step: int = 500
+    clamp: bool = False
+    ref_tokens: str = "own"
+
+    def text(self) -> str:
+        """The row's ``rejected`` placeholder that carries this spec."""
+        clamp = "yes" if self.clamp else "no"
+        return (
+            f"[online noise rejection: step={self.step} clamp={clamp} "
+            f"reference_tokens={self.ref_tokens}]"
+        )
+
+
+#: The reference's noise: step 500, no clamping, each model scores its own arg-max.
+REFERENCE_NOISE = NoiseSpec()
+
+_ONLINE = re.compile(
+    r"\[online noise rejection: step=(?P<step>\d+) clamp=(?P<clamp>yes|no) "
+    r"reference_tokens=(?P<ref>own|policy)\]"
+)
+
+
+def online_noise_row(
+    prompt: Mapping[str, Any], chosen: str, spec: NoiseSpec = REFERENCE_NOISE
+) -> dict[str, Any]:
+    """A ``povid_noise`` row whose rejected answer is built online from ``chosen``: its
+    ``rejected`` is a placeholder naming how (:meth:`NoiseSpec.text`).
+
+    Raises:
+        ValueError: On an empty chosen answer.
+    """
+    return pair_row(prompt, chosen, spec.text(), "povid_noise")
+
+
+def online_spec(row: Mapping[str, Any]) -> NoiseSpec | None:
+    """The spec of a row whose rejected answer is built at training time (else ``None``)."""
+    if row.get("source") != "povid_noise":
+        return None
+    match = _ONLINE.fullmatch(message_text(row["rejected"]).strip())
+    if match is None:
+        return None
+    return NoiseSpec(int(match["step"]), match["clamp"] == "yes", match["ref"])
 
 
 def rlaifv_rows(

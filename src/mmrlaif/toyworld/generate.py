@@ -16,6 +16,7 @@ from PIL import Image
 from mmrlaif import io
 from mmrlaif.config import WorldConfig, to_dict
 from mmrlaif.models.chat import ANSWER_SUFFIX
+from mmrlaif.toyworld.amber import write_amber_layout
 from mmrlaif.toyworld.annotate import (
     DESCRIBE_INSTRUCTIONS,
     annotate_caption,
@@ -63,6 +64,11 @@ class WorldPaths:
     def pope(self) -> Path:
         """POPE-style yes/no questions on the eval split."""
         return self.root / "pope_eval.parquet"
+
+    @property
+    def amber(self) -> Path:
+        """The validation split in AMBER's published layout (``eval.benchmarks.data: toyworld``)."""
+        return self.root / "benchmarks" / "amber"
 
     @property
     def summary(self) -> Path:
@@ -277,6 +283,7 @@ def build_world(cfg: WorldConfig, out_dir: str | Path) -> WorldPaths:
         io.write_table(prompt_rows(scenes[split], cfg), paths.prompts(split))
     pope = pope_rows(scenes["eval"], cfg, frequency, cooc)
     io.write_table(pope, paths.pope)
+    write_amber_layout(paths.prompts("val"), paths.amber)
     n_captions = sum(r["kind"] == "caption" for r in sft)
     summary = {
         "config": to_dict(cfg),

@@ -18,6 +18,7 @@ from typing import Any
 from mmrlaif import artifacts
 from mmrlaif.config import Config, config_to_yaml, to_dict
 from mmrlaif.evaluation.metrics import headline_of
+from mmrlaif.evaluation.select import SELECT_METRICS, SELECT_REPORT, metric_value
 from mmrlaif.tracking import _mlflow as mf
 from mmrlaif.tracking.lineage import MODEL_SHA_TAG, file_sha256, metric_tags, short, tree_sha256
 from mmrlaif.tracking.mlflow_run import finish_pipeline_run, log_iteration, start_pipeline_run
@@ -133,6 +134,12 @@ def log_iteration_step(
     if candidate_report_dir is not None:
         candidate = headline_of(_read_json(Path(candidate_report_dir) / artifacts.EVAL_REPORT))
         stats["candidate"] = candidate
+        weighed = _read_json(Path(candidate_report_dir) / SELECT_REPORT)
+        if weighed.get("metric") in SELECT_METRICS:  # each checkpoint's selection figure
+            stats["checkpoints"] = {
+                name: metric_value(weighed["metric"], figures)
+                for name, figures in weighed["figures"].items()
+            }
     entries = json.loads(history) if history else []
     checker = checker_accuracy(cfg, entries)
     if iteration > 0 and checker is not None:

@@ -14,13 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn import Module
 from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from mmrlaif import artifacts
 from mmrlaif.config import DPO_PER_DEVICE_DEFAULT, Config, DPOConfig, ModelConfig
 from mmrlaif.io import copy_tree, write_json
-from mmrlaif.models.families import family_of, freeze_vision_encoder, lora_target_regex
+from mmrlaif.models.families import (
+    family_of,
+    freeze_vision_encoder,
+    lora_target_regex,
+    submodule,
+)
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import save_model
 from mmrlaif.training.data import PreferenceCollator
@@ -148,14 +154,20 @@ def lora_config(cfg: DPOConfig, model: PreTrainedModel, family: str | None = Non
     from peft import LoraConfig
 
     assert cfg.lora is not None
-    target = cfg.lora.target_regex or lora_target_regex(
-        model, family_of(model, family), cfg.lora.target_modules
-    )
+    resolved = family_of(model, family)
+    target = cfg.lora.target_regex or lora_target_regex(model, resolved, cfg.lora.target_modules)
+    save = None
+    if cfg.projector_learning_rate is not None:  # the projector trains in full beside LoRA
+        save = [path for path in resolved.projector if isinstance(submodule(model, path), Module)]
+        skipped = sorted(set(resolved.projector) - set(save))
+        if skipped:
+            logger.info("projector parameters not trained with LoRA: %s", ", ".join(skipped))
     return LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
         target_modules=target,
+        modules_to_save=save,
         task_type="CAUSAL_LM",
     )
 
@@ -194,7 +206,9 @@ def train_dpo(
     from mmrlaif.training.reference import LiveRefDPOTrainer, PrecomputedRefDPOTrainer
 
     output_dir = Path(output_dir)
-    check_lengths(dataset, processor, cfg.max_length)
+    povid = _povid_trainer_kwargs(dataset, processor, cfg, seed)
+    if povid is None:
+        check_lengths(dataset, processor, cfg.max_length)
     if cfg.lora is None and cfg.freeze_vision_tower:
         n_frozen = freeze_vision_encoder(model, family_of(model, family))
         logger.info("vision encoder frozen (%d parameters)", n_frozen)
@@ -202,16 +216,27 @@ def train_dpo(
     args = dpo_arguments(cfg, ckpt_dir, seed)
     last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
     trainer_cls = PrecomputedRefDPOTrainer if cfg.precompute_ref else LiveRefDPOTrainer
+    data = {
+        "train_dataset": dataset,
+        "data_collator": PreferenceCollator(processor, cfg.max_length),
+    }
+    if povid is not None:  # grouped POVID examples, online noise rejection
+        from mmrlaif.training.povid import POVIDDPOTrainer
+
+        trainer_cls, data = POVIDDPOTrainer, povid
     start = time.perf_counter()
     trainer = trainer_cls(
         model=model,
         args=args,
-        train_dataset=dataset,
         processing_class=processor,
-        data_collator=PreferenceCollator(processor, cfg.max_length),
         peft_config=lora_config(cfg, model, family) if cfg.lora is not None else None,
         callbacks=list(callbacks),
+        **data,
     )
+    trainer.set_projector_learning_rate(cfg.projector_learning_rate, family_of(model, family))
+    for callback in callbacks:  # callbacks that save through the trainer need it
+        if hasattr(callback, "trainer"):
+            callback.trainer = trainer
     if last:
         logger.info("resuming DPO from %s", last)
     trainer.train(resume_from_checkpoint=last)
@@ -230,6 +255,40 @@ def train_dpo(
     return DPOResult(model_dir, len(dataset), dict(sources), history, seconds, None, last)
 
 
+def _povid_trainer_kwargs(dataset, processor: ProcessorMixin, cfg: DPOConfig, seed: int):
+    """Dataset, collator and noise settings of :class:`~mmrlaif.training.povid.POVIDDPOTrainer`
+    when the pairs need it (an online noise rejection, or a prompt with several POVID pairs,
+    whose loss is weighed per example); ``None`` otherwise (TRL's trainer on the rows).
+
+    Raises:
+        ValueError: On an answer over ``dpo.max_length``, as :func:`check_lengths`.
+    """
+    from mmrlaif.pairs.table import REFERENCE_NOISE
+    from mmrlaif.training.povid_data import (
+        POVIDCollator,
+        check_example_lengths,
+        group_dataset,
+        needs_grouping,
+        noise_spec,
+    )
+
+    meta = dataset.select_columns(["prompt_id", "source", "chosen", "rejected"]).to_list()
+    if not needs_grouping(meta):
+        return None
+    grouped = group_dataset(dataset)
+    collator = POVIDCollator(processor, cfg.max_length)
+    check_example_lengths(grouped, collator)
+    spec = noise_spec(meta) or REFERENCE_NOISE
+    logger.info("POVID: %d pairs as %d examples (noise: %s)", len(dataset), len(grouped), spec)
+    return {
+        "train_dataset": grouped,
+        "data_collator": collator,
+        "noise": spec,
+        "noise_base_seed": seed,
+        "cache_reference": cfg.precompute_ref,
+    }
+
+
 def dpo_stage(
     model_cfg: ModelConfig,
     cfg: DPOConfig,
@@ -238,13 +297,15 @@ def dpo_stage(
     output_dir: str | Path,
     seed: int,
     checkpoint_dir: str | Path | None = None,
+    select_every: float | None = None,
 ) -> DPOResult:
     """The DPO stage end to end: read the pairs, train from ``policy_dir``, save, report.
 
     With no pairs the policy is passed on unchanged (copied to ``output_dir/model``) and the
     result says why; a report ``dpo.json`` is written in both cases. Checkpoints go to
     ``checkpoint_dir`` (default ``output_dir/checkpoints``) and are removed after a successful
-    run unless ``dpo.keep_checkpoints``.
+    run unless ``dpo.keep_checkpoints``. With ``select_every`` (``pipeline.select_every``) the
+    model is also kept every so many steps under ``output_dir/candidates/`` for selection.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -258,6 +319,14 @@ def dpo_stage(
         model, processor = load_vlm(
             str(policy_dir), model_cfg.dtype, model_cfg.trust_remote_code, family=model_cfg.family
         )
+        callbacks = []
+        if select_every is not None:
+            from mmrlaif.evaluation.select import CANDIDATES_SUBDIR
+            from mmrlaif.training.candidates import CandidateSaver
+
+            gather = bool(cfg.deepspeed) and cfg.lora is None
+            candidates = output_dir / CANDIDATES_SUBDIR
+            callbacks.append(CandidateSaver(select_every, candidates, processor, gather))
         result = train_dpo(
             model,
             processor,
@@ -265,6 +334,7 @@ def dpo_stage(
             cfg,
             output_dir,
             seed,
+            callbacks=callbacks,
             checkpoint_dir=checkpoint_dir,
             family=model_cfg.family,
         )
@@ -303,6 +373,7 @@ def dpo_step(
         out_run,
         artifacts.iteration_seed(cfg.run.seed, iteration),
         checkpoint_dir,
+        cfg.pipeline.select_every,
     )
 
 

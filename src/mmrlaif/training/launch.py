@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmrlaif.config import Config, parse_config
+from mmrlaif.config.povid import povid_iteration
 from mmrlaif.io import s3
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (node / READY).touch()
         _wait_for(node / READY, args.wait_s)
         cfg = _for_world(parse_config((inputs / "config.json").read_text(), args.config_uri))
+        cfg = povid_iteration(cfg, args.iteration)  # a POVID stage's own epochs
         (node / "hf_cache").mkdir(exist_ok=True)
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
@@ -169,6 +171,7 @@ def train_in_task(
     from mmrlaif.config import config_to_json
     from mmrlaif.training.dpo import dpo_step
 
+    cfg = povid_iteration(cfg, iteration)  # a POVID stage's own epochs
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus <= 1 or "LOCAL_RANK" in os.environ:
         dpo_step(cfg, iteration, policy_run, pairs_dir, out_run, checkpoint_key)

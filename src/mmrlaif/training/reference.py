@@ -26,6 +26,7 @@ from trl import DPOTrainer
 from trl.trainer.utils import hash_module
 
 from mmrlaif.training.checkpoint import CheckpointLoadMixin
+from mmrlaif.training.optim import ProjectorLRMixin
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +54,11 @@ class ReferenceLogpsCollator:
         return batch
 
 
-class LiveRefDPOTrainer(CheckpointLoadMixin, DPOTrainer):
+class LiveRefDPOTrainer(ProjectorLRMixin, CheckpointLoadMixin, DPOTrainer):
     """TRL's ``DPOTrainer`` with a live reference model (and a resume that restores weights)."""
 
 
-class PrecomputedRefDPOTrainer(CheckpointLoadMixin, DPOTrainer):
+class PrecomputedRefDPOTrainer(ProjectorLRMixin, CheckpointLoadMixin, DPOTrainer):
     """TRL's ``DPOTrainer`` whose reference log-probs are computed once, then the reference freed.
 
     Construct it exactly like ``DPOTrainer`` with ``args.precompute_ref_log_probs=False``
@@ -90,6 +91,16 @@ class PrecomputedRefDPOTrainer(CheckpointLoadMixin, DPOTrainer):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         logger.info("reference log-probs precomputed; reference model released")
+
+    def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The Trainer's device placement, except that the reference log-probs stay float32
+        (under DeepSpeed it casts every float input to the engine's dtype: bf16 would round a
+        summed log-prob of -300 to a multiple of 2)."""
+        refs = {c: inputs.pop(c) for c in REF_COLUMNS if c in inputs}
+        inputs = super()._prepare_inputs(inputs)
+        for column, value in refs.items():
+            inputs[column] = value.to(device=self.args.device, dtype=torch.float32)
+        return inputs
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()

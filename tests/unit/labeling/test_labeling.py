@@ -170,9 +170,9 @@ def test_each_distinct_response_and_claim_is_divided_once(small_world, tiny_mode
     class CountingBuilder(TemplateQuestionBuilder):
         calls = 0
 
-        def question(self, claim):
+        def questions(self, claims):
             self.calls += 1
-            return super().question(claim)
+            return super().questions(claims)
 
     extractor, builder = CountingExtractor(toy_lexicon()), CountingBuilder()
     samples = [
@@ -183,7 +183,7 @@ def test_each_distinct_response_and_claim_is_divided_once(small_world, tiny_mode
     ]
     rows, _ = label_samples(samples, prompts, extractor, builder, VLMYesNoLabeler(model, processor))
     assert extractor.calls == 2  # two distinct responses
-    assert builder.calls == 2  # claims: cup (three times), dog
+    assert builder.calls == 2  # one call per distinct response's claims: [cup], [cup, dog]
     assert rows[0]["p_yes"] == rows[1]["p_yes"] == rows[2]["p_yes"][:1]
 
 
@@ -246,10 +246,19 @@ def test_failed_extraction_or_question_rewrite_keeps_a_response_out_of_pairing(s
     pid = prompts[0]["prompt_id"]
 
     def extract(prompt: str) -> str:  # the LLM: a bullet list, except for one answer
-        return "I cannot help with that." if "garbled" in prompt else "- There is a cup."
+        if "garbled" in prompt:
+            return "I cannot help with that."
+        return (
+            "- There is a cup.\n- There is a saucer." if "saucer" in prompt else "- There is a cup."
+        )
 
-    def rewrite(prompt: str) -> str:  # the LLM: a question, except for the knife claim
-        return "The knife." if "knife" in prompt else "Is there a cup?"
+    rewrites: list[str] = []
+
+    def rewrite(prompt: str) -> str:  # the LLM: one question per claim, except for two
+        rewrites.append(prompt)
+        if "knife" in prompt:
+            return "The knife."  # no list
+        return "- Is there a cup?"  # one question, even for two claims
 
     class Constant:  # a labeler that says yes to everything
         def answer(self, images, questions):
@@ -259,7 +268,7 @@ def test_failed_extraction_or_question_rewrite_keeps_a_response_out_of_pairing(s
 
     samples = [
         {"prompt_id": pid, "sample_idx": i, "response": r}
-        for i, r in enumerate(["A cup.", "garbled text", "A knife.", "A cup."])
+        for i, r in enumerate(["A cup.", "garbled text", "A knife.", "A cup.", "A cup, a saucer."])
     ]
     extractor = LLMClaimExtractor(lambda p: extract(p) if "knife" not in p else "- A knife.")
     rows, stats = label_samples(
@@ -270,5 +279,12 @@ def test_failed_extraction_or_question_rewrite_keeps_a_response_out_of_pairing(s
         "unparsed_extraction",
         "unparsed_question",
         None,  # the same text as sample 0, divided once: its outcome is reused
+        "mismatched_questions",  # two claims, one question: the reference drops such pairs
     ]
-    assert stats.counts == {"unparsed_extraction": 1, "unparsed_question": 1}
+    assert stats.counts == {
+        "unparsed_extraction": 1,
+        "unparsed_question": 1,
+        "mismatched_questions": 1,
+    }
+    assert len(rewrites) == 3  # one rewrite call per distinct response, all its claims at once
+    assert "- There is a cup.\n- There is a saucer.\n" in rewrites[2]

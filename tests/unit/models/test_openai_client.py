@@ -1,4 +1,4 @@
-"""The OpenAI-compatible client and text generator against a loopback ``/v1/completions``."""
+"""The OpenAI-compatible client and text generator against a loopback ``/v1/chat/completions``."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ SECRET = "sk-test-0123456789abcdef"
 
 
 def echo(body: dict[str, Any]) -> str:
-    """A deterministic completion derived from the request."""
-    return f" {body['prompt'][::-1][: body['max_tokens']]}"
+    """A deterministic reply derived from the request's user message."""
+    return f" {body['messages'][0]['content'][::-1][: body['max_tokens']]}"
 
 
 class CompletionsServer:
-    """A loopback ``POST /v1/completions`` that records each request.
+    """A loopback ``POST /v1/chat/completions`` that records each request.
 
     Args:
         statuses: Statuses to answer the first requests with in turn (200: the completion,
@@ -63,13 +63,14 @@ class CompletionsServer:
                         {"path": self.path, "headers": dict(self.headers), "body": body}
                     )
                     status = server.statuses.pop(0) if server.statuses else 200
-                if self.path != "/v1/completions":
+                if self.path != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                 elif status != 200:
                     self._send(status, {"error": {"message": f"scripted {status}"}})
                 else:
-                    text = server.respond(body)
-                    self._send(200, {"object": "text_completion", "choices": [{"text": text}]})
+                    message = {"role": "assistant", "content": server.respond(body)}
+                    choice = {"index": 0, "message": message}
+                    self._send(200, {"object": "chat.completion", "choices": [choice]})
 
         return Handler
 
@@ -93,15 +94,15 @@ def serve() -> Iterator[Callable[..., CompletionsServer]]:
         server.__exit__()
 
 
-def test_greedy_completion_request_and_text(serve, no_key):
+def test_greedy_chat_request_and_text(serve, no_key):
     server = serve()
     generate = OpenAITextGenerator(OpenAIClient(server.url + "/"), "served-llm", budget=5)
     assert generate("Hello world") == " dlrow"
     [req] = server.requests
-    assert req["path"] == "/v1/completions"
+    assert req["path"] == "/v1/chat/completions"
     assert req["body"] == {
         "model": "served-llm",
-        "prompt": "Hello world",
+        "messages": [{"role": "user", "content": "Hello world"}],
         "max_tokens": 5,
         "temperature": 0.0,
     }
@@ -129,7 +130,7 @@ def test_persistent_server_error_names_the_endpoint_and_the_prompt(serve, no_key
     with pytest.raises(EndpointError) as err:
         generate("Statement: There is a cup.\nQuestion:")
     message = str(err.value)
-    assert f"{server.url}/completions answered 500" in message
+    assert f"{server.url}/chat/completions answered 500" in message
     assert "There is a cup. Question:" in message and "scripted 500" in message
     assert len(server.requests) == 3
     assert (client.stats.requests, client.stats.retries, client.stats.failures) == (3, 2, 1)
@@ -138,7 +139,7 @@ def test_persistent_server_error_names_the_endpoint_and_the_prompt(serve, no_key
 def test_client_errors_and_unreadable_answers_are_not_retried(serve, no_key):
     server = serve(statuses=[400])
     client = OpenAIClient(server.url, retries=3, backoff=0.01)
-    with pytest.raises(EndpointError, match="answered 400 for a completion of 'x'"):
+    with pytest.raises(EndpointError, match="answered 400 for a chat completion of 'x'"):
         OpenAITextGenerator(client, "m", 4)("x")
     assert (client.stats.requests, client.stats.retries, client.stats.failures) == (1, 0, 1)
     bad = serve(respond=lambda body: None)  # a 200 without text
@@ -148,7 +149,7 @@ def test_client_errors_and_unreadable_answers_are_not_retried(serve, no_key):
 
 def test_unreachable_endpoint_is_retried_then_named(no_key):
     client = OpenAIClient("http://127.0.0.1:9/v1", retries=1, backoff=0.01, timeout=2)
-    with pytest.raises(EndpointError, match="unreachable at http://127.0.0.1:9/v1/completions"):
+    with pytest.raises(EndpointError, match="unreachable at http://127.0.0.1:9/v1/chat/compl"):
         OpenAITextGenerator(client, "m", 4)("x")
     assert (client.stats.requests, client.stats.retries, client.stats.failures) == (2, 1, 1)
 

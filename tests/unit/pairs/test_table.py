@@ -86,3 +86,17 @@ def test_trl_dpo_trainer_consumes_the_table(small_world, tiny_model, tmp_path):
     assert len(losses) == 2
     # identical policy and reference at step 1: the DPO loss is exactly -log sigmoid(0) = ln 2
     assert losses[0] == pytest.approx(0.693147, abs=1e-5)
+
+
+def test_an_online_row_names_its_noise_and_a_plain_row_is_not_online(small_world):
+    from mmrlaif.pairs.table import REFERENCE_NOISE, NoiseSpec, online_noise_row, online_spec
+
+    prompt = io.read_rows(small_world.prompts("align"))[0]
+    row = online_noise_row(prompt, "There is a cup.")
+    assert message_text(row["rejected"]) == (
+        "[online noise rejection: step=500 clamp=no reference_tokens=own]"
+    )
+    assert online_spec(row) == REFERENCE_NOISE == NoiseSpec(500, False, "own")
+    # the same text under another source, or a real answer under povid_noise, is not online
+    assert online_spec(row | {"source": "povid_text"}) is None
+    assert online_spec(pair_row(prompt, "There is a cup.", "A dog.", "povid_noise")) is None

@@ -4,14 +4,19 @@ Question files are POPE's ``coco_pope_{random,popular,adversarial}.json``: JSON 
 array is accepted too) of ``{"question_id", "image", "text", "label"}`` with ``label`` ``"yes"``
 or ``"no"`` and ``image`` a COCO file name, found under an image folder of the data root.
 
-Scoring is POPE's ``evaluate.py``, reused from :mod:`mmrlaif.evaluation.metrics`: an answer is
-"no" when its first sentence contains the word "no" or "not", else "yes"
-(:func:`~mmrlaif.evaluation.metrics.parse_yes_no`); accuracy, precision, recall and F1 with "yes"
-as the positive class, and the yes-ratio of the predictions.
+Scoring is POPE's ``evaluate.py`` by default, quirks included (:func:`pope_reference_answer`):
+the text before the first ``.`` is kept, commas are removed, it is split on spaces, and the
+answer is "no" iff one of the words is exactly ``No``, ``no`` or ``not``; anything else is "yes"
+(so ``NO``, ``No!``, ``(No)`` and ``Not sure`` read as yes). Accuracy, precision, recall and F1
+with "yes" as the positive class, and the yes-ratio of the predictions. ``answer_rule="lenient"``
+reads answers case-insensitively with every punctuation mark separating words
+(:func:`~mmrlaif.evaluation.metrics.parse_yes_no`, the toy world's rule): a saner reading, but
+not POPE's figures, and the result says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +28,7 @@ from mmrlaif.evaluation.benchmarks.common import (
     Query,
     load_records,
 )
-from mmrlaif.evaluation.metrics import PopeResult, pope_from_answers
+from mmrlaif.evaluation.metrics import PopeResult, pope, pope_from_answers
 
 logger = logging.getLogger(__name__)
 
@@ -110,20 +115,44 @@ def load_pope(
     return {split: load_pope_split(root, file_pattern.format(split=split)) for split in splits}
 
 
-def score_pope(items: Sequence[PopeItem], answers: Sequence[str]) -> PopeResult:
-    """Score free-form answers to POPE questions by POPE's rule.
+#: How answers are read: POPE's ``evaluate.py`` (the default), or case-insensitively.
+POPE_ANSWER_RULES: tuple[str, ...] = ("reference", "lenient")
+
+
+def pope_reference_answer(text: str) -> bool:
+    """An answer as POPE's ``evaluate.py`` reads it: True for yes, False for no.
+
+    Case-sensitive: ``"No"``, ``"no"`` or ``"not"`` must be a whole space-separated word of the
+    text before the first ``.`` once commas are removed, so ``"No!"`` and ``"NO"`` are yes.
+    """
+    words = text.split(".")[0].replace(",", "").split(" ")
+    return not any(word in ("No", "not", "no") for word in words)
+
+
+def score_pope(
+    items: Sequence[PopeItem], answers: Sequence[str], answer_rule: str = "reference"
+) -> PopeResult:
+    """Score free-form answers to POPE questions.
 
     Args:
         items: The questions.
         answers: The model's answers, in the same order.
+        answer_rule: ``reference`` (POPE's ``evaluate.py``) or ``lenient`` (not POPE's figure).
 
     Returns:
         Accuracy, precision, recall, F1 (positive class "yes"), yes-ratio and the counts;
-        ``n_unparsed`` counts answers with no yes/no word (scored "yes", as POPE does).
+        ``n_unparsed`` counts answers with no yes/no word by the lenient reading (scored "yes").
 
     Raises:
-        ValueError: If the lengths differ.
+        ValueError: If the lengths differ or the rule is unknown.
     """
     if len(items) != len(answers):
         raise ValueError(f"{len(items)} POPE questions but {len(answers)} answers")
-    return pope_from_answers(list(answers), [item.label for item in items])
+    labels = [item.label for item in items]
+    if answer_rule == "lenient":
+        return pope_from_answers(list(answers), labels)
+    if answer_rule != "reference":
+        raise ValueError(f"unknown POPE answer rule {answer_rule!r}: one of {POPE_ANSWER_RULES}")
+    result = pope([pope_reference_answer(a) for a in answers], labels)
+    n_unparsed = pope_from_answers(list(answers), labels).n_unparsed
+    return dataclasses.replace(result, n_unparsed=n_unparsed)

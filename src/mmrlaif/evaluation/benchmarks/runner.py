@@ -48,6 +48,7 @@ from mmrlaif.evaluation.benchmarks.object_halbench import (
     object_halbench_metrics,
 )
 from mmrlaif.evaluation.benchmarks.pope import (
+    POPE_ANSWER_RULES,
     POPE_FILE_PATTERN,
     POPE_SPLITS,
     load_pope,
@@ -70,8 +71,13 @@ class BenchmarkOptions:
     Attributes:
         batch_size: (image, prompt) pairs per ``answer_fn`` call.
         limit: Use only the first N items of each benchmark (of each POPE split); ``None``: all.
+        skip: Benchmark -> items left out at the head of its file (of each POPE split) before
+            ``limit`` applies: the held-out selection slice, which the reports never score.
         pope_splits: POPE negative-sampling splits to run.
         pope_file_pattern: A split's question file under the root, ``{split}`` replaced.
+        pope_answer_rule: ``reference`` (POPE's ``evaluate.py``, case-sensitive) or ``lenient``
+            (case-insensitive, any punctuation separates words: not POPE's figures; the result
+            says ``"reference": false``).
         pope_image_dir: Folder of the COCO images under the root.
         amber_query_file: Query file under ``data/query/`` (``query_all.json``,
             ``query_generative.json``, ``query_discriminative.json``...).
@@ -86,8 +92,10 @@ class BenchmarkOptions:
 
     batch_size: int = 8
     limit: int | None = None
+    skip: Mapping[str, int] = field(default_factory=dict)
     pope_splits: tuple[str, ...] = POPE_SPLITS
     pope_file_pattern: str = POPE_FILE_PATTERN
+    pope_answer_rule: str = "reference"
     pope_image_dir: str = "images"
     amber_query_file: str = AMBER_QUERY_FILE
     amber_image_dir: str = AMBER_IMAGE_DIR
@@ -102,8 +110,14 @@ class BenchmarkOptions:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1 or null, got {self.limit}")
+        if any(n < 0 for n in self.skip.values()):
+            raise ConfigError(f"skip must be >= 0 per benchmark, got {dict(self.skip)}")
         if not self.pope_splits:
             raise ConfigError("pope_splits must name at least one split")
+        if self.pope_answer_rule not in POPE_ANSWER_RULES:
+            raise ConfigError(
+                f"pope_answer_rule: {self.pope_answer_rule!r} is not one of {POPE_ANSWER_RULES}"
+            )
         if "{split}" not in self.pope_file_pattern:
             raise ConfigError(f"pope_file_pattern needs '{{split}}': {self.pope_file_pattern!r}")
 
@@ -141,13 +155,14 @@ class _Task:
     score: Callable[[list[str]], _Scored]
 
 
-def _head(items: Sequence[Any], limit: int | None) -> list[Any]:
-    return list(items[:limit] if limit is not None else items)
+def _head(items: Sequence[Any], opts: BenchmarkOptions, name: str) -> list[Any]:
+    rest = items[opts.skip.get(name, 0) :]
+    return list(rest[: opts.limit] if opts.limit is not None else rest)
 
 
 def _prepare_pope(root: DataRoot, opts: BenchmarkOptions) -> _Task:
     splits = {
-        split: _head(items, opts.limit)
+        split: _head(items, opts, "pope")
         for split, items in load_pope(root, opts.pope_splits, opts.pope_file_pattern).items()
     }
     queries = [
@@ -157,11 +172,13 @@ def _prepare_pope(root: DataRoot, opts: BenchmarkOptions) -> _Task:
     def score(answers: list[str]) -> _Scored:
         results, headline, start = {}, {}, 0
         for split, items in splits.items():
-            result = score_pope(items, answers[start : start + len(items)])
+            result = score_pope(items, answers[start : start + len(items)], opts.pope_answer_rule)
             start += len(items)
             results[split] = result.to_dict()
             for key in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
                 headline[f"{split}_{key}"] = getattr(result, key)
+        results["answer_rule"] = opts.pope_answer_rule
+        results["reference"] = opts.pope_answer_rule == "reference"
         return results, headline, None
 
     return _Task("pope", root, queries, score)
@@ -169,7 +186,7 @@ def _prepare_pope(root: DataRoot, opts: BenchmarkOptions) -> _Task:
 
 def _prepare_amber(root: DataRoot, opts: BenchmarkOptions) -> _Task:
     data = load_amber(root, opts.amber_query_file)
-    amber_queries = _head(data.queries, opts.limit)
+    amber_queries = _head(data.queries, opts, "amber")
 
     def score(answers: list[str]) -> _Scored:
         result = score_amber(data, amber_queries, answers, strict=opts.amber_strict_answers)
@@ -180,7 +197,9 @@ def _prepare_amber(root: DataRoot, opts: BenchmarkOptions) -> _Task:
 
 
 def _prepare_object_halbench(root: DataRoot, opts: BenchmarkOptions) -> _Task:
-    items = _head(load_object_halbench_items(root, opts.object_halbench_file), opts.limit)
+    items = _head(
+        load_object_halbench_items(root, opts.object_halbench_file), opts, "object_halbench"
+    )
     extractor = CocoObjectExtractor()
     truth = load_coco_ground_truth(
         root, {i.image_id for i in items}, extractor, opts.coco_annotation_dir
@@ -198,7 +217,7 @@ def _prepare_object_halbench(root: DataRoot, opts: BenchmarkOptions) -> _Task:
 def _prepare_mmhal(root: DataRoot, opts: BenchmarkOptions, judge: MMHalJudge | None) -> _Task:
     if judge is None:
         raise ConfigError("benchmark 'mmhal' needs a judge (an MMHalJudge on an LLM endpoint)")
-    items = _head(load_mmhal(root, opts.mmhal_file), opts.limit)
+    items = _head(load_mmhal(root, opts.mmhal_file), opts, "mmhal")
 
     def score(answers: list[str]) -> _Scored:
         result, replies = score_mmhal(items, answers, judge)

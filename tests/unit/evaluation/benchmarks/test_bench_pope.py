@@ -13,7 +13,13 @@ from mmrlaif.evaluation.benchmarks.common import (
     BenchmarkFormatError,
     DataRoot,
 )
-from mmrlaif.evaluation.benchmarks.pope import load_pope, load_pope_split, score_pope
+from mmrlaif.evaluation.benchmarks.pope import (
+    PopeItem,
+    load_pope,
+    load_pope_split,
+    pope_reference_answer,
+    score_pope,
+)
 
 # Answers to the fixture's random split (labels yes, no, yes, no, yes, no).
 RANDOM_ANSWERS = [
@@ -103,3 +109,43 @@ def test_array_file_empty_file_and_missing_split(tmp_path: Path, fixtures_dir: P
         BenchmarkDataError, match=r"benchmark 'pope': file not found: .*coco_pope_popular\.json"
     ):
         load_pope(DataRoot(tmp_path / "pope", "pope"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "is_yes"),
+    [
+        ("No", False),
+        ("no", False),
+        ("No, there is no dog.", False),  # the comma goes, "No" is a word
+        ("There is not a dog.", False),
+        ("Yes. There is no dog.", True),  # only the first sentence counts
+        ("NO", True),  # case-sensitive: not "No"
+        ("No!", True),  # "No!" is not the word "No"
+        ("(No)", True),
+        ("Not sure.", True),  # "Not" is not "not"
+        ("No-", True),
+        ("isn't", True),
+        ("No\nthere is none", True),  # split on spaces only: "No\nthere" is one word
+        ("", True),
+    ],
+)
+def test_reference_reading_of_an_answer_keeps_popes_quirks(answer, is_yes):
+    assert pope_reference_answer(answer) is is_yes
+
+
+def test_reference_and_lenient_figures_by_hand():
+    items = [
+        PopeItem(i, "x.jpg", "Is there a dog in the image?", label)
+        for i, label in enumerate([True, True, False, False])
+    ]
+    answers = ["Yes", "No!", "NO.", "No, there is not."]
+    # reference: yes, yes, yes, no -> TP 2, FP 1, TN 1, FN 0
+    ref = score_pope(items, answers)
+    assert (ref.tp, ref.fp, ref.tn, ref.fn) == (2, 1, 1, 0)
+    assert ref.accuracy == 0.75 and ref.precision == 2 / 3 and ref.recall == 1.0
+    assert ref.yes_ratio == 0.75
+    # lenient: yes, no, no, no -> TP 1, FP 0, TN 2, FN 1
+    lenient = score_pope(items, answers, "lenient")
+    assert (lenient.tp, lenient.fp, lenient.tn, lenient.fn) == (1, 0, 2, 1)
+    with pytest.raises(ValueError, match="unknown POPE answer rule 'loose'"):
+        score_pope(items, answers, "loose")
