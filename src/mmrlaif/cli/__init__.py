@@ -1,5 +1,5 @@
-"""The ``mmrlaif`` command: local runs (``world``, ``sft``, ``evaluate``, ``demo``, ``run``)
-and cluster operations (``compile``, ``submit``, ``schedule``, ``promote``)."""
+"""The ``mmrlaif`` command: local runs (``world``, ``sft``, ``evaluate``, ``demo``, ``run``),
+cluster operations (``compile``, ``submit``, ``schedule``, ``promote``) and ``bench score``."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mmrlaif.cli import cluster, estimate, local
+    from mmrlaif.cli import bench, cluster, estimate, local
 
     parser = argparse.ArgumentParser(prog="mmrlaif", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     local.register(add)
     cluster.register(add)
     estimate.register(add)
+    bench.register(add)
     return parser
 
 

@@ -1,0 +1,177 @@
+"""Score answers produced anywhere: answer files in the formats the reference scripts read.
+
+``mmrlaif bench score`` reads a model's answers from the file a benchmark's own evaluation
+script reads, and scores them with the same code as the pipeline's evaluations, so a model run
+outside the pipeline (vLLM, lmms-eval) is compared in one command, and so is a reference
+script's figure with ours on the same answers:
+
+* ``pope``: POPE's answer file (``evaluate.py --ans-file``): JSON lines, in the order of the
+  split's question file, each with ``answer`` (POPE) or ``text`` (LLaVA's variant) and optionally
+  ``question_id`` (checked against the question file line by line);
+* ``amber``: AMBER's ``inference.py`` input: a JSON array of ``{"id", "response"}``, each ``id``
+  an AMBER query id;
+* ``object_halbench``: RLAIF-V's ``eval_gpt_obj_halbench.py`` answer file: JSON lines with
+  ``image_id``, ``question`` (or ``prompt``) and ``answer`` (or ``text``; ``Assistant:`` removed
+  and stripped, as the script does);
+* ``mmhal``: MMHal-Bench's ``response_template.json`` with every record's ``model_answer``
+  filled in (rated by a judge behind an OpenAI-compatible endpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmrlaif.evaluation.benchmarks.amber import load_amber
+from mmrlaif.evaluation.benchmarks.amber_metrics import score_amber
+from mmrlaif.evaluation.benchmarks.coco import CocoObjectExtractor, load_coco_ground_truth
+from mmrlaif.evaluation.benchmarks.common import BenchmarkFormatError, DataRoot
+from mmrlaif.evaluation.benchmarks.mmhal import MMHalJudge, load_mmhal, score_mmhal
+from mmrlaif.evaluation.benchmarks.object_halbench import object_halbench_metrics
+from mmrlaif.evaluation.benchmarks.pope import POPE_FILE_PATTERN, load_pope_split, score_pope
+
+logger = logging.getLogger(__name__)
+
+#: The benchmarks whose answer files can be scored.
+SCORABLE: tuple[str, ...] = ("pope", "amber", "object_halbench", "mmhal")
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    """Figures of one answer file.
+
+    Attributes:
+        benchmark: The benchmark.
+        headline: Flat figures (fractions, ``mmhal_score`` 0-6).
+        result: The full result (JSON data).
+        n_answers: Answers scored.
+    """
+
+    benchmark: str
+    headline: dict[str, float]
+    result: dict[str, Any]
+    n_answers: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON data."""
+        return {
+            "benchmark": self.benchmark,
+            "n_answers": self.n_answers,
+            "headline": self.headline,
+            "result": self.result,
+        }
+
+
+def _records(path: Path, lines: bool) -> list[tuple[str, dict[str, Any]]]:
+    """(label, record) of a JSON-lines file or a JSON array; labels name the record."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no answers file {path}")
+    text = path.read_text()
+    out = []
+    try:
+        if lines:
+            for number, line in enumerate(text.splitlines(), start=1):
+                if line.strip():
+                    out.append((f"line {number}", json.loads(line)))
+        else:
+            data = json.loads(text)
+            if not isinstance(data, list):
+                raise BenchmarkFormatError(path, None, "expected a JSON array of answers")
+            out = [(f"record {i}", record) for i, record in enumerate(data)]
+    except json.JSONDecodeError as exc:
+        raise BenchmarkFormatError(path, None, f"not valid JSON: {exc}") from exc
+    for label, record in out:
+        if not isinstance(record, dict):
+            raise BenchmarkFormatError(path, label, "expected a JSON object")
+    if not out:
+        raise BenchmarkFormatError(path, None, "no answers")
+    return out
+
+
+def _text(path: Path, label: str, record: dict[str, Any], keys: Sequence[str]) -> str:
+    for key in keys:
+        if key in record:
+            if not isinstance(record[key], str):
+                raise BenchmarkFormatError(path, label, f"field {key!r} must be a string")
+            return record[key]
+    raise BenchmarkFormatError(path, label, f"no {' or '.join(repr(k) for k in keys)} field")
+
+
+def score_pope_file(
+    root: DataRoot, answers: Path, split: str, answer_rule: str = "reference"
+) -> ScoredFile:
+    """POPE: an answer file against the split's question file, in order."""
+    items = load_pope_split(root, POPE_FILE_PATTERN.format(split=split))
+    records = _records(answers, lines=True)
+    if len(records) != len(items):
+        raise BenchmarkFormatError(
+            answers, None, f"{len(records)} answers for {len(items)} {split} questions"
+        )
+    texts = []
+    for (label, record), item in zip(records, items, strict=True):
+        if "question_id" in record and record["question_id"] != item.question_id:
+            raise BenchmarkFormatError(
+                answers,
+                label,
+                f"question_id {record['question_id']!r} where the {split} file has "
+                f"{item.question_id!r}",
+            )
+        texts.append(_text(answers, label, record, ("answer", "text")))
+    result = score_pope(items, texts, answer_rule)
+    figures = ("accuracy", "precision", "recall", "f1", "yes_ratio")
+    headline = {f"pope_{split}_{k}": float(getattr(result, k)) for k in figures}
+    data = result.to_dict() | {"answer_rule": answer_rule, "reference": answer_rule == "reference"}
+    return ScoredFile("pope", headline, data, len(texts))
+
+
+def score_amber_file(root: DataRoot, answers: Path, strict: bool = False) -> ScoredFile:
+    """AMBER: ``{"id", "response"}`` records against the annotations, by id."""
+    data = load_amber(root)
+    by_id = {q.id: q for q in data.queries}
+    queries, responses = [], []
+    for label, record in _records(answers, lines=False):
+        qid = record.get("id")
+        if isinstance(qid, bool) or not isinstance(qid, int) or qid not in by_id:
+            raise BenchmarkFormatError(answers, label, f"id {qid!r} is not an AMBER query id")
+        queries.append(by_id[qid])
+        responses.append(_text(answers, label, record, ("response",)))
+    result = score_amber(data, queries, responses, strict=strict)
+    headline = {f"amber_{k}": float(v) for k, v in result.headline().items()}
+    return ScoredFile("amber", headline, result.to_dict(), len(responses))
+
+
+def score_object_halbench_file(root: DataRoot, answers: Path) -> ScoredFile:
+    """Object HalBench: answers with their COCO ``image_id`` against CHAIR's ground truth."""
+    image_ids, texts = [], []
+    for label, record in _records(answers, lines=True):
+        image_id = record.get("image_id")
+        try:
+            image_ids.append(int(image_id))
+        except (TypeError, ValueError) as exc:
+            raise BenchmarkFormatError(
+                answers, label, f"image_id {image_id!r} is not a COCO image id"
+            ) from exc
+        _text(answers, label, record, ("question", "prompt"))  # the script requires one
+        texts.append(_text(answers, label, record, ("text", "answer")))
+    texts = [t.replace("Assistant:", "").strip() for t in texts]
+    extractor = CocoObjectExtractor()
+    truth = load_coco_ground_truth(root, set(image_ids), extractor)
+    result = object_halbench_metrics(texts, [truth[i] for i in image_ids], extractor)
+    headline = {f"object_halbench_{k}": float(v) for k, v in result.headline().items()}
+    return ScoredFile("object_halbench", headline, result.to_dict(), len(texts))
+
+
+def score_mmhal_file(answers: Path, judge: MMHalJudge) -> ScoredFile:
+    """MMHal-Bench: a filled-in ``response_template.json`` rated by the judge."""
+    items = load_mmhal(DataRoot(answers.parent, "mmhal"), answers.name)
+    texts = [
+        _text(answers, f"record {i}", record, ("model_answer",))
+        for i, (_, record) in enumerate(_records(answers, lines=False))
+    ]
+    result, _ = score_mmhal(items, texts, judge)
+    headline = {f"mmhal_{k}": float(v) for k, v in result.headline().items()}
+    return ScoredFile("mmhal", headline, result.to_dict(), len(texts))
