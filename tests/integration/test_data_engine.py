@@ -3,7 +3,7 @@ from datasets import load_dataset
 
 from mmrlaif import io
 from mmrlaif.config import ConfigError, LabelingConfig, ModelConfig, PairsConfig, SamplingConfig
-from mmrlaif.labeling.stage import label_stage, make_divide, make_labeler
+from mmrlaif.labeling.stage import label_stage, make_divide
 from mmrlaif.models.tiny import save_model
 from mmrlaif.pairs.stage import pairs_stage
 from mmrlaif.sampling.stage import sample_stage
@@ -33,9 +33,10 @@ def test_sample_label_pair_stages_through_tables(small_world, tiny_model, tmp_pa
 
 
 def test_labeling_config_errors_name_the_key():
-    with pytest.raises(ConfigError, match="labeling.labeler_name_or_path"):
-        make_labeler("x", ModelConfig(), LabelingConfig(labeler="model"))
-    with pytest.raises(ConfigError, match="labeling.endpoint"):
-        make_labeler("x", ModelConfig(), LabelingConfig(labeler="openai"))
+    # caught when the section is built (config load), before any task runs
+    with pytest.raises(ConfigError, match="labeler_name_or_path: labeler 'model' needs"):
+        LabelingConfig(labeler="model")
+    with pytest.raises(ConfigError, match="endpoint: labeler 'openai' needs"):
+        LabelingConfig(labeler="openai")
     with pytest.raises(ConfigError, match="labeling.llm_name_or_path"):
         make_divide(LabelingConfig(extractor="llm"), ModelConfig())

@@ -296,3 +296,21 @@ def test_selection_keys_are_checked_at_load(tmp_path):
         load_config(tiny, {"pipeline.select_every": 2})  # tiny_cpu selects 'latest'
     with pytest.raises(ConfigError, match=r"pipeline.select_every: a whole number"):
         load_config(tiny, {"pipeline.select_metric": "chair_i", "pipeline.select_every": 1.5})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"pipeline.iterations": -1}, r"pipeline.iterations: must be >= 1, got -1"),
+        ({"sampling.n": 1}, r"sampling.n: RLAIF-V pairs two candidates"),
+        ({"sampling.n": 0}, r"sampling.n: must be >= 1, got 0"),
+        ({"sampling.temperature": 0}, r"sampling.temperature: must be > 0"),
+        ({"world.n_align": 0}, r"world.n_align: must be >= 1, got 0"),
+        ({"world.n_train": -5}, r"world.n_train: must be >= 1, got -5"),
+        ({"labeling.labeler": "model"}, r"labeling.labeler_name_or_path: labeler 'model'"),
+        ({"labeling.labeler": "openai"}, r"labeling.endpoint: labeler 'openai' needs"),
+    ],
+)
+def test_values_that_would_fail_mid_run_are_errors_at_load(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(ROOT / "configs" / "tiny_cpu.yaml", overrides)

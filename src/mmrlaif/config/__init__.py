@@ -150,6 +150,11 @@ class Config:
     estimate: EstimateConfig = field(default_factory=EstimateConfig)
 
     def __post_init__(self) -> None:
+        if self.pipeline.method == "rlaifv" and self.sampling.n < 2:
+            raise ConfigError(
+                f"sampling.n: RLAIF-V pairs two candidates of one prompt, so it needs at "
+                f"least 2 per prompt, got {self.sampling.n}"
+            )
         check_global_batch(self)
         check_selection(self)
         check_povid(self)

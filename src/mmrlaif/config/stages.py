@@ -74,6 +74,16 @@ class WorldConfig:
     positive_weighting: Literal["uniform", "inverse_frequency"] = "inverse_frequency"
     n_val: int = 100
 
+    def __post_init__(self) -> None:
+        for key in ("n_train", "n_align", "n_eval", "n_val", "image_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ConfigError(
+                f"min_objects: must be in [1, max_objects={self.max_objects}], "
+                f"got {self.min_objects}"
+            )
+
 
 @dataclass(frozen=True)
 class TinyVLMConfig:
@@ -209,6 +219,13 @@ class SamplingConfig:
             )
         if self.max_in_flight < 1:
             raise ConfigError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
+        for key in ("n", "max_new_tokens", "prompts_per_batch"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if not self.temperature > 0:
+            raise ConfigError(
+                f"temperature: must be > 0 (candidates are sampled), got {self.temperature}"
+            )
 
 
 @dataclass(frozen=True)
@@ -286,6 +303,12 @@ class LabelingConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.reject_threshold <= 1.0:
             raise ConfigError(f"reject_threshold must be in (0, 1], got {self.reject_threshold}")
+        if self.labeler == "model" and not self.labeler_name_or_path:
+            raise ConfigError(
+                "labeler_name_or_path: labeler 'model' needs the labeler VLM's path or hub id"
+            )
+        if self.labeler == "openai" and not self.endpoint:
+            raise ConfigError("endpoint: labeler 'openai' needs the server's API root")
         checks = {
             "llm_temperature": (0.0 <= self.llm_temperature < float("inf"), ">= 0 (0: greedy)"),
             "llm_top_p": (0.0 < self.llm_top_p <= 1.0, "in (0, 1]"),
@@ -617,6 +640,8 @@ class PipelineConfig:
     shard_cache: str | None = None
 
     def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ConfigError(f"iterations: must be >= 1, got {self.iterations}")
         if self.shards < 1:
             raise ConfigError(f"shards must be >= 1, got {self.shards}")
         if self.max_parallel_shards < 0:
