@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,21 +214,32 @@ def candidate_names(policy_run: str | Path) -> list[str]:
 
 def selection_figures(
     cfg: Config,
+    model_dir: Path,
     loaded: tuple[PreTrainedModel, ProcessorMixin],
+    val_prompts: Path,
     data: Mapping[str, str],
     out_dir: Path,
-    val: Callable[[], EvalReport],
-) -> dict[str, float]:
-    """The figures ``pipeline.select_metric`` reads for one model: its benchmark's held-out
-    slice (the first ``pipeline.select_items`` items; answers under ``out_dir``), else the toy
-    validation split (``val`` evaluates it)."""
+) -> tuple[dict[str, float], EvalReport | None]:
+    """The figures ``pipeline.select_metric`` reads for one model, written under ``out_dir``:
+    its benchmark's held-out slice (the first ``pipeline.select_items`` items), else the toy
+    validation split (whose report is returned too, so that it need not be computed again)."""
     from mmrlaif.config import selection_benchmark
     from mmrlaif.evaluation.field import run_field_benchmarks
 
     name = selection_benchmark(cfg.pipeline.select_metric)
     if name is None:
-        return {k: float(v) for k, v in val().chair.to_dict().items() if _is_number(v)}
-    return run_field_benchmarks(
+        report = evaluate_stage(
+            cfg.model,
+            cfg.eval,
+            model_dir,
+            val_prompts,
+            None,
+            out_dir / artifacts.VAL_REPORT,
+            loaded,
+        )
+        figures = {k: float(v) for k, v in report.chair.to_dict().items() if _is_number(v)}
+        return figures, report
+    figures = run_field_benchmarks(
         cfg.eval.benchmarks,
         *loaded,
         out_dir,
@@ -236,6 +247,7 @@ def selection_figures(
         data={name: data[name]},
         limit=cfg.pipeline.select_items,
     )
+    return figures, None
 
 
 def evaluate_step(
@@ -268,36 +280,22 @@ def evaluate_step(
     data = benchmark_data(cfg, world_dir)
     metric = cfg.pipeline.select_metric
     bench = selection_benchmark(metric)
-    val_reports: dict[str, EvalReport] = {}
+    val_reports: dict[str, EvalReport | None] = {}
     figures: dict[str, dict[str, float]] = {}
     loaded: dict[str, tuple[PreTrainedModel, ProcessorMixin]] = {}
     names = candidate_names(policy_run)
     for name in names:
         model = candidate_model(policy_run, name)
         loaded = {name: _load(cfg, model)}  # one model in memory at a time
-
-        def val(name: str = name, model: Path = model, pair=loaded[name]) -> EvalReport:
-            val_reports[name] = evaluate_stage(
-                cfg.model,
-                cfg.eval,
-                model,
-                world.prompts("val"),
-                None,
-                out_dir / f"{name}.val.json",
-                pair,
-            )
-            return val_reports[name]
-
-        folder = out_dir / "select" / name if bench else None
-        figures[name] = selection_figures(cfg, loaded[name], data, folder, val)
+        figures[name], val_reports[name] = selection_figures(
+            cfg, model, loaded[name], world.prompts("val"), data, out_dir / "select" / name
+        )
         logger.info("selection figures of %s: %s", name, figures[name])
     best = best_candidate(metric, figures) if len(names) > 1 else names[-1]
     selection = {"metric": metric, "benchmark": bench, "figures": figures, "best": best}
     if bench is not None:
         selection["items"] = cfg.pipeline.select_items
     write_json(selection, out_dir / SELECT_REPORT)
-    for name in names:
-        (out_dir / f"{name}.val.json").unlink(missing_ok=True)
     model = candidate_model(policy_run, best)
     if best not in loaded:
         loaded = {best: _load(cfg, model)}
@@ -310,8 +308,8 @@ def evaluate_step(
         out_dir / artifacts.EVAL_REPORT,
         loaded[best],
     )
-    if best in val_reports:
-        validation = val_reports[best]
+    validation = val_reports.get(best)
+    if validation is not None:
         write_json(validation.to_dict(), out_dir / artifacts.VAL_REPORT)
     else:
         validation = evaluate_stage(
