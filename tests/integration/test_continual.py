@@ -121,7 +121,11 @@ def test_runs_build_on_the_champion_and_consume_only_new_prompts(
     # run 4: a new partition, but the run fails midway (the labeler endpoint is down):
     # the watermark and the ledger stay where run 2 left them
     arrive("2026-11-23", rows[12:16])
-    down = {"labeler": "openai", "endpoint": f"http://127.0.0.1:{free_port()}/v1"}
+    down = {
+        "labeler": "openai",
+        "labeler_name_or_path": "labeler",
+        "endpoint": f"http://127.0.0.1:{free_port()}/v1",
+    }
     cfg4 = _config(tmp_path, "run4", prefix, uri, labeling=down)
     with pytest.raises(RuntimeError, match="label"):
         _run(cfg4, monkeypatch)

@@ -36,7 +36,9 @@ def test_labeling_config_errors_name_the_key():
     # caught when the section is built (config load), before any task runs
     with pytest.raises(ConfigError, match="labeler_name_or_path: labeler 'model' needs"):
         LabelingConfig(labeler="model")
+    with pytest.raises(ConfigError, match="labeler_name_or_path: labeler 'openai' needs"):
+        LabelingConfig(labeler="openai", endpoint="http://127.0.0.1:9/v1")
     with pytest.raises(ConfigError, match="endpoint: labeler 'openai' needs"):
-        LabelingConfig(labeler="openai")
+        LabelingConfig(labeler="openai", labeler_name_or_path="labeler")
     with pytest.raises(ConfigError, match="labeling.llm_name_or_path"):
         make_divide(LabelingConfig(extractor="llm"), ModelConfig())

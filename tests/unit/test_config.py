@@ -308,7 +308,11 @@ def test_selection_keys_are_checked_at_load(tmp_path):
         ({"world.n_align": 0}, r"world.n_align: must be >= 1, got 0"),
         ({"world.n_train": -5}, r"world.n_train: must be >= 1, got -5"),
         ({"labeling.labeler": "model"}, r"labeling.labeler_name_or_path: labeler 'model'"),
-        ({"labeling.labeler": "openai"}, r"labeling.endpoint: labeler 'openai' needs"),
+        ({"labeling.labeler": "openai"}, r"labeling.labeler_name_or_path: labeler 'openai'"),
+        (
+            {"labeling.labeler": "openai", "labeling.labeler_name_or_path": "labeler"},
+            r"labeling.endpoint: labeler 'openai' needs",
+        ),
     ],
 )
 def test_values_that_would_fail_mid_run_are_errors_at_load(overrides, message):

@@ -31,6 +31,7 @@ CLUSTER = {
         "question_builder": "llm",
         "llm_endpoint": "http://divide:8000/v1",
         "labeler": "openai",
+        "labeler_name_or_path": "labeler",
         "endpoint": "http://labeler:8000/v1",
     },
     "dpo": {"trainer": {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 8}},

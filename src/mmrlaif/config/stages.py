@@ -303,9 +303,10 @@ class LabelingConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.reject_threshold <= 1.0:
             raise ConfigError(f"reject_threshold must be in (0, 1], got {self.reject_threshold}")
-        if self.labeler == "model" and not self.labeler_name_or_path:
+        if self.labeler in ("model", "openai") and not self.labeler_name_or_path:
             raise ConfigError(
-                "labeler_name_or_path: labeler 'model' needs the labeler VLM's path or hub id"
+                f"labeler_name_or_path: labeler {self.labeler!r} needs the labeler VLM's path "
+                "or hub id (for 'openai': its name on the server)"
             )
         if self.labeler == "openai" and not self.endpoint:
             raise ConfigError("endpoint: labeler 'openai' needs the server's API root")

@@ -20,19 +20,11 @@ SELF_LABELERS = ("policy", "initial")
 
 
 def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig) -> YesNoLabeler:
-    """The configured labeler.
-
-    Raises:
-        ConfigError: Naming the key when the chosen labeler lacks its path or endpoint.
-    """
+    """The configured labeler (``LabelingConfig`` has checked its path and endpoint)."""
     from mmrlaif.models.load import load_vlm
 
     if cfg.labeler == "openai":
-        if not cfg.endpoint or not cfg.labeler_name_or_path:
-            raise ConfigError("labeling.endpoint and labeling.labeler_name_or_path are required")
         return OpenAIYesNoLabeler(cfg.endpoint, cfg.labeler_name_or_path)
-    if cfg.labeler == "model" and not cfg.labeler_name_or_path:
-        raise ConfigError("labeling.labeler_name_or_path is required for labeler 'model'")
     # "initial": the pipeline hands the starting policy in as ``policy``
     path = policy if cfg.labeler in SELF_LABELERS else cfg.labeler_name_or_path
     # the self-labelers are the policy's family; another labeler model is detected on its own

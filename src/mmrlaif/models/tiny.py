@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -110,12 +111,31 @@ def build_tiny_vlm(
 
 
 def build_tiny_causal_lm(
-    corpus: list[str], hidden: int = 64, layers: int = 2, seed: int = 0
+    corpus: list[str],
+    hidden: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+    special_tokens: Sequence[str] = (),
+    chat_template: str | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """A tiny text-only Llama and a tokenizer trained on ``corpus`` (for the LLM-based labeling
-    stages in tests and the toy world; real runs load an instruct model)."""
+    stages in tests and the toy world; real runs load an instruct model).
+
+    Args:
+        corpus: Texts the tokenizer is trained on.
+        hidden: Hidden size.
+        layers: Decoder layers.
+        seed: Seed of the weight initialisation.
+        special_tokens: Extra special tokens (e.g. a chat template's turn markers), in the
+            vocabulary before the model is built.
+        chat_template: The tokenizer's chat template (``None``: the trained tokenizer's).
+    """
     tokenizer = train_tokenizer(corpus, vocab_size=1024)
     tokenizer.padding_side = "left"
+    if special_tokens:
+        tokenizer.add_special_tokens({"additional_special_tokens": list(special_tokens)})
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from mmrlaif.config import ConfigError, LabelingConfig, ModelConfig, parse_config
 from mmrlaif.labeling.claims import Claim
@@ -25,7 +24,7 @@ from mmrlaif.labeling.llm import (
 )
 from mmrlaif.labeling.stage import make_divide
 from mmrlaif.models.openai_client import OpenAIClient, OpenAITextGenerator, call_seed
-from mmrlaif.models.tokenizer import train_tokenizer
+from mmrlaif.models.tiny import build_tiny_causal_lm
 
 RESPONSE = "There is a cup and a dog. It is lovely."
 FACTS = "- There is a cup.\n- There is a dog."
@@ -46,23 +45,9 @@ HEADERS = ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 def chat_lm(corpus: list[str], hidden: int = 64, layers: int = 2, seed: int = 0):
     """A tiny Llama and a BPE tokenizer with the Llama-3-style template (BOS ``<s>``, EOS
     ``</s>``, end of turn ``<|eot_id|>``), built with transformers' own classes."""
-    tok = train_tokenizer(corpus, vocab_size=1024)
-    tok.add_special_tokens({"additional_special_tokens": HEADERS})
-    tok.chat_template = LLAMA3_TEMPLATE
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
+    return build_tiny_causal_lm(
+        corpus, hidden, layers, seed, special_tokens=HEADERS, chat_template=LLAMA3_TEMPLATE
     )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config).eval(), tok
 
 
 def user_turn(text: str) -> str:

@@ -19,7 +19,6 @@ script's figure with ours on the same answers:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any
 from mmrlaif.evaluation.benchmarks.amber import load_amber
 from mmrlaif.evaluation.benchmarks.amber_metrics import score_amber
 from mmrlaif.evaluation.benchmarks.coco import CocoObjectExtractor, load_coco_ground_truth
-from mmrlaif.evaluation.benchmarks.common import BenchmarkFormatError, DataRoot
+from mmrlaif.evaluation.benchmarks.common import BenchmarkFormatError, DataRoot, load_records
 from mmrlaif.evaluation.benchmarks.mmhal import MMHalJudge, load_mmhal, score_mmhal
 from mmrlaif.evaluation.benchmarks.object_halbench import object_halbench_metrics
 from mmrlaif.evaluation.benchmarks.pope import POPE_FILE_PATTERN, load_pope_split, score_pope
@@ -66,30 +65,16 @@ class ScoredFile:
         }
 
 
-def _records(path: Path, lines: bool) -> list[tuple[str, dict[str, Any]]]:
-    """(label, record) of a JSON-lines file or a JSON array; labels name the record."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no answers file {path}")
-    text = path.read_text()
-    out = []
-    try:
-        if lines:
-            for number, line in enumerate(text.splitlines(), start=1):
-                if line.strip():
-                    out.append((f"line {number}", json.loads(line)))
-        else:
-            data = json.loads(text)
-            if not isinstance(data, list):
-                raise BenchmarkFormatError(path, None, "expected a JSON array of answers")
-            out = [(f"record {i}", record) for i, record in enumerate(data)]
-    except json.JSONDecodeError as exc:
-        raise BenchmarkFormatError(path, None, f"not valid JSON: {exc}") from exc
-    for label, record in out:
+def _records(path: Path, benchmark: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, record) of an answers file (JSON lines or a JSON array, as the benchmarks' own
+    files: :func:`~mmrlaif.evaluation.benchmarks.common.load_records`); every record an object."""
+    records = load_records(DataRoot(path.parent, benchmark), path.name)
+    for label, record in records:
         if not isinstance(record, dict):
             raise BenchmarkFormatError(path, label, "expected a JSON object")
-    if not out:
+    if not records:
         raise BenchmarkFormatError(path, None, "no answers")
-    return out
+    return records
 
 
 def _text(path: Path, label: str, record: dict[str, Any], keys: Sequence[str]) -> str:
@@ -106,7 +91,7 @@ def score_pope_file(
 ) -> ScoredFile:
     """POPE: an answer file against the split's question file, in order."""
     items = load_pope_split(root, POPE_FILE_PATTERN.format(split=split))
-    records = _records(answers, lines=True)
+    records = _records(answers, "pope")
     if len(records) != len(items):
         raise BenchmarkFormatError(
             answers, None, f"{len(records)} answers for {len(items)} {split} questions"
@@ -133,7 +118,7 @@ def score_amber_file(root: DataRoot, answers: Path, strict: bool = False) -> Sco
     data = load_amber(root)
     by_id = {q.id: q for q in data.queries}
     queries, responses = [], []
-    for label, record in _records(answers, lines=False):
+    for label, record in _records(answers, "amber"):
         qid = record.get("id")
         if isinstance(qid, bool) or not isinstance(qid, int) or qid not in by_id:
             raise BenchmarkFormatError(answers, label, f"id {qid!r} is not an AMBER query id")
@@ -147,7 +132,7 @@ def score_amber_file(root: DataRoot, answers: Path, strict: bool = False) -> Sco
 def score_object_halbench_file(root: DataRoot, answers: Path) -> ScoredFile:
     """Object HalBench: answers with their COCO ``image_id`` against CHAIR's ground truth."""
     image_ids, texts = [], []
-    for label, record in _records(answers, lines=True):
+    for label, record in _records(answers, "object_halbench"):
         image_id = record.get("image_id")
         try:
             image_ids.append(int(image_id))
@@ -170,7 +155,7 @@ def score_mmhal_file(answers: Path, judge: MMHalJudge) -> ScoredFile:
     items = load_mmhal(DataRoot(answers.parent, "mmhal"), answers.name)
     texts = [
         _text(answers, f"record {i}", record, ("model_answer",))
-        for i, (_, record) in enumerate(_records(answers, lines=False))
+        for i, (_, record) in enumerate(_records(answers, "mmhal"))
     ]
     result, _ = score_mmhal(items, texts, judge)
     headline = {f"mmhal_{k}": float(v) for k, v in result.headline().items()}
