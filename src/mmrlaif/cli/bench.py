@@ -22,7 +22,7 @@ def register(add: AddCommand) -> None:
     p.add_argument(
         "--benchmark",
         required=True,
-        choices=["pope", "amber", "objhal", "object_halbench", "mmhal"],
+        choices=["pope", "amber", "objhal", "object_halbench", "chair", "mmhal"],
         help="which benchmark (objhal = object_halbench)",
     )
     p.add_argument(
@@ -50,9 +50,11 @@ def _cmd_bench(cfg: Config, args: argparse.Namespace) -> None:
             raise CommandError("bench score --benchmark pope needs --split")
         scored = af.score_pope_file(root, args.answers, args.split, bench.pope_answer_rule)
     elif name == "amber":
-        scored = af.score_amber_file(root, args.answers, bench.amber_strict_answers)
+        scored = af.score_amber_file(root, args.answers, bench.amber_answer_rule, bench.spacy_model)
     elif name == "object_halbench":
         scored = af.score_object_halbench_file(root, args.answers)
+    elif name == "chair":
+        scored = af.score_chair_file(root, args.answers)
     else:
         from mmrlaif.evaluation.benchmarks import MMHalJudge
         from mmrlaif.models.openai_client import OpenAIClient
@@ -63,6 +65,9 @@ def _cmd_bench(cfg: Config, args: argparse.Namespace) -> None:
         scored = af.score_mmhal_file(args.answers, MMHalJudge(client, bench.judge_model))
     for key, value in scored.headline.items():
         print(f"{key}\t{value:.4f}")
+    if not scored.result.get("reference", True):
+        why = scored.result.get("approximate") or [f"answer rule {scored.result['answer_rule']}"]
+        print(f"NOT the reference script's figures: {'; '.join(why)}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(scored.to_dict(), indent=2))

@@ -364,7 +364,13 @@ class BenchmarksConfig:
             (case-sensitive ``No``/``no``/``not`` words, so ``NO`` or ``No!`` count as yes);
             ``lenient``: case-insensitive, any punctuation separates words (a saner reading,
             not POPE's figures; the report marks it non-reference).
-        amber_strict_answers: AMBER's exact ``Yes``/``No`` answer rule instead of POPE's.
+        amber_answer_rule: ``reference``: AMBER's ``inference.py`` reading of a discriminative
+            answer (only the exact strings ``Yes`` and ``No``); ``lenient``: POPE-style reading
+            of any answer (not AMBER's figures; the report marks it non-reference).
+        spacy_model: spaCy model for AMBER's word similarity (``en_core_web_lg``, as AMBER;
+            ``null``: no similarity step, figures marked approximate). Where the model or NLTK's
+            data is not installed, the figures are computed with a fallback and marked
+            approximate in ``benchmarks.json``, MLflow and the report.
         judge_endpoint: OpenAI-compatible API of the MMHal-Bench judge (needed for ``mmhal``).
         judge_model: The judge's model name on that server.
         judge_api_key_env: Environment variable holding the judge's API key.
@@ -378,7 +384,8 @@ class BenchmarksConfig:
     pope_splits: tuple[str, ...] = ("random", "popular", "adversarial")
     pope_answer_rule: Literal["reference", "lenient"] = "reference"
     amber_query_file: str = "query_all.json"
-    amber_strict_answers: bool = False
+    amber_answer_rule: Literal["reference", "lenient"] = "reference"
+    spacy_model: str | None = "en_core_web_lg"
     judge_endpoint: str | None = None
     judge_model: str = "gpt-4-0314"
     judge_api_key_env: str = "OPENAI_API_KEY"

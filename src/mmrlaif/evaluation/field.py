@@ -68,7 +68,8 @@ def run_field_benchmarks(
         pope_splits=cfg.pope_splits,
         pope_answer_rule=cfg.pope_answer_rule,
         amber_query_file=cfg.amber_query_file,
-        amber_strict_answers=cfg.amber_strict_answers,
+        amber_answer_rule=cfg.amber_answer_rule,
+        spacy_model=cfg.spacy_model,
     )
     report = run_benchmarks(
         names, data or cfg.data, answer, judge=judge, out_dir=out_dir, options=options

@@ -4,9 +4,12 @@
 * :mod:`~mmrlaif.evaluation.benchmarks.amber` and :mod:`~.amber_metrics` - AMBER, generative
   (CHAIR, Cover, Hal, Cog) and discriminative (accuracy, precision / recall / F1, "No" positive).
 * :mod:`~mmrlaif.evaluation.benchmarks.object_halbench` - Object HalBench (CHAIR on COCO).
+* :mod:`~mmrlaif.evaluation.benchmarks.chair` - CHAIR as Rohrbach's and RLAIF-V's scripts compute
+  it, from the benchmark's own synonym file.
 * :mod:`~mmrlaif.evaluation.benchmarks.mmhal` - MMHal-Bench, rated 0-6 by an LLM judge.
-* :mod:`~mmrlaif.evaluation.benchmarks.coco` - the 80 COCO categories, a synonym lexicon and
-  CHAIR's special cases, COCO ground truth.
+* :mod:`~mmrlaif.evaluation.benchmarks.coco` - COCO ground truth for CHAIR.
+* :mod:`~mmrlaif.evaluation.benchmarks.nlp` - NLTK / Pattern / spaCy as the reference scripts
+  call them; fallbacks are recorded and mark figures approximate.
 * :mod:`~mmrlaif.evaluation.benchmarks.runner` - :func:`run_benchmarks`, the single entry point.
 
 Data is read from local folders or ``s3://`` prefixes (:class:`DataRoot`); malformed files raise
@@ -21,12 +24,8 @@ from mmrlaif.evaluation.benchmarks.amber_metrics import (
     amber_generative,
     score_amber,
 )
-from mmrlaif.evaluation.benchmarks.coco import (
-    COCO_CATEGORIES,
-    CocoObjectExtractor,
-    coco_lexicon,
-    load_coco_ground_truth,
-)
+from mmrlaif.evaluation.benchmarks.chair import ChairResult, ChairVocabulary, chair_metrics
+from mmrlaif.evaluation.benchmarks.coco import load_coco_ground_truth
 from mmrlaif.evaluation.benchmarks.common import (
     AnswerFn,
     BenchmarkDataError,
@@ -42,7 +41,6 @@ from mmrlaif.evaluation.benchmarks.mmhal import (
     score_mmhal,
 )
 from mmrlaif.evaluation.benchmarks.object_halbench import (
-    ObjectHalBenchResult,
     load_object_halbench_items,
     object_halbench_metrics,
 )
@@ -56,21 +54,20 @@ from mmrlaif.evaluation.benchmarks.runner import (
 
 __all__ = [
     "BENCHMARKS",
-    "COCO_CATEGORIES",
     "AmberResult",
     "AnswerFn",
     "BenchmarkDataError",
     "BenchmarkFormatError",
     "BenchmarkOptions",
     "BenchmarkReport",
-    "CocoObjectExtractor",
+    "ChairResult",
+    "ChairVocabulary",
     "DataRoot",
     "MMHalJudge",
     "MMHalResult",
-    "ObjectHalBenchResult",
     "amber_discriminative",
     "amber_generative",
-    "coco_lexicon",
+    "chair_metrics",
     "load_amber",
     "load_coco_ground_truth",
     "load_mmhal",

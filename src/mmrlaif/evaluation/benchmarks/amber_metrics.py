@@ -11,16 +11,18 @@ vocabulary, every occurrence counted:
   ``hallu`` entries.
 
 AMBER finds nouns with NLTK (tokeniser, POS tagger, WordNet lemmatiser) and calls two words
-similar when their spaCy ``en_core_web_lg`` vectors have cosine similarity > 0.8. Neither is a
-dependency here: :class:`AmberNounExtractor` approximates the noun finder (see its docstring), and
-the similarity test is an optional callable; pass NLTK/spaCy-based callables to reproduce
-AMBER's numbers exactly.
+similar when their spaCy ``en_core_web_lg`` vectors have cosine similarity > 0.8.
+:func:`reference_noun_extractor` and :meth:`~.nlp.ReferenceNlp.similarity` make those calls; where
+the tagger is not installed, :class:`AmberNounExtractor` approximates the noun finder (see its
+docstring), and where spaCy's model is not, similarity is skipped. Either is recorded by
+:class:`~.nlp.ReferenceNlp` and the figures are marked approximate.
 
 Discriminative figures, per dimension (existence, attribute - with state, number and action -
 and relation) and overall: accuracy, and precision / recall / F1 with "No" as the positive class
 (precision = correct "No" answers / "No" answers; recall = correct "No" answers / questions whose
-truth is "no"). F1 is computed from the unrounded precision and recall (AMBER rounds both to
-0.1% first and adds 1e-4 to the denominator: differences below 0.1%).
+truth is "no"). Answers are read by AMBER's rule: only the exact strings ``Yes`` and ``No``.
+The results keep the exact counts and fractions; the headline figures are the ones
+``inference.py`` prints (:func:`amber_reference_figures`: rounded, 0.001 denominators).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mmrlaif.evaluation.benchmarks.amber import (
     AmberVocabulary,
 )
 from mmrlaif.evaluation.benchmarks.common import f1_score, ratio
+from mmrlaif.evaluation.benchmarks.nlp import DEFAULT_SPACY_MODEL, ReferenceNlp, reference_marks
 from mmrlaif.evaluation.metrics import parse_yes_no
 
 logger = logging.getLogger(__name__)
@@ -126,6 +129,25 @@ class AmberNounExtractor:
                 continue
             nouns.append(lemma)
         return nouns
+
+
+def reference_noun_extractor(
+    nlp: ReferenceNlp, vocabulary: Collection[str]
+) -> Callable[[str], list[str]]:
+    """AMBER's ``extract_nouns``: NLTK tokens tagged ``NN*``, WordNet-lemmatised.
+
+    Where NLTK's tagger is not installed, :class:`AmberNounExtractor` over ``vocabulary`` is used
+    instead (and ``nlp`` records it).
+    """
+    fallback = AmberNounExtractor(vocabulary)
+
+    def extract(text: str) -> list[str]:
+        tagged = nlp.pos_tag(nlp.word_tokenize(text))
+        if tagged is None:
+            return fallback(text)
+        return [nlp.lemmatize(word) for word, pos in tagged if pos.startswith("NN")]
+
+    return extract
 
 
 @dataclass(frozen=True)
@@ -257,15 +279,15 @@ def amber_generative(
     )
 
 
-def parse_amber_answer(response: str, strict: bool = False) -> bool | None:
+def parse_amber_answer(response: str, strict: bool = True) -> bool | None:
     """Read a discriminative answer: True for yes, False for no.
 
     Args:
         response: The model's answer.
-        strict: AMBER's own rule: only the exact strings ``"Yes"`` and ``"No"`` are answers;
-            anything else is ``None`` (wrong whatever the truth, and not a "No" answer).
-            Otherwise POPE's rule (:func:`~mmrlaif.evaluation.metrics.parse_yes_no`), which
-            reads every answer.
+        strict: AMBER's own rule (the default): only the exact strings ``"Yes"`` and ``"No"``
+            are answers; anything else is ``None`` (wrong whatever the truth, and not a "No"
+            answer). ``False``: a lenient reading, not AMBER's figures
+            (:func:`~mmrlaif.evaluation.metrics.parse_yes_no`), which reads every answer.
     """
     if strict:
         return True if response == "Yes" else False if response == "No" else None
@@ -343,7 +365,7 @@ class AmberDiscriminativeResult:
 
 
 def amber_discriminative(
-    annotations: Sequence[AmberAnnotation], responses: Sequence[str], strict: bool = False
+    annotations: Sequence[AmberAnnotation], responses: Sequence[str], strict: bool = True
 ) -> AmberDiscriminativeResult:
     """AMBER's discriminative accuracy, precision, recall and F1 ("No" positive).
 
@@ -399,20 +421,58 @@ class AmberResult:
         }
 
     def headline(self) -> dict[str, float]:
-        """Flat figures: ``chair``, ``cover``, ``hal``, ``cog``, ``accuracy``, ``f1``..."""
-        out: dict[str, float] = {}
-        if self.generative:
-            g = self.generative
-            out.update(chair=g.chair, cover=g.cover, hal=g.hal, cog=g.cog)
-        if self.discriminative:
-            d = self.discriminative.overall
-            out.update(accuracy=d.accuracy, precision=d.precision, recall=d.recall, f1=d.f1)
-            for group, scores in self.discriminative.by_group.items():
-                out[f"{group}_accuracy"] = scores.accuracy
-                out[f"{group}_f1"] = scores.f1
-        if self.amber_score is not None:
-            out["amber_score"] = self.amber_score
-        return out
+        """Flat figures as ``inference.py`` prints them, as fractions (see
+        :func:`amber_reference_figures`): ``chair``, ``cover``, ``hal``, ``cog``, ``accuracy``,
+        ``precision``, ``recall``, ``f1``, ``<group>_accuracy``, ``<group>_f1``,
+        ``amber_score``."""
+        return amber_reference_figures(self)
+
+
+def _pct(score: int, num: int) -> float:
+    """``round(score / num * 100, 1)`` with ``num`` started at 0.001, as ``metrics.txt`` does."""
+    return round(score / (num + 0.001) * 100, 1)
+
+
+def _reference_prf(scores: AmberDiscriminativeScores, eps: float) -> dict[str, float]:
+    precision = _pct(scores.n_correct_no, scores.n_answer_no)
+    recall = _pct(scores.n_correct_no, scores.n_truth_no)
+    f1 = round(
+        2 * (precision / 100) * (recall / 100) / (precision / 100 + recall / 100 + eps) * 100, 1
+    )
+    return {
+        "accuracy": _pct(scores.n_correct, scores.n),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }
+
+
+def amber_reference_figures(result: AmberResult) -> dict[str, float]:
+    """The figures AMBER's ``inference.py`` prints, divided by 100.
+
+    Its rules, kept: every denominator starts at 0.001 (``data/metrics.txt``); each figure is a
+    percentage rounded to 0.1; F1 comes from the rounded precision and recall with 1e-4 added to
+    their sum (1e-3 for existence). ``amber_score`` is the paper's ``(100 - CHAIR + F1) / 2``
+    from those printed figures.
+    """
+    out: dict[str, float] = {}
+    if result.generative:
+        g = result.generative
+        out["chair"] = _pct(g.n_hallucinated_nouns, g.n_nouns)
+        out["cover"] = _pct(g.n_truth_covered, g.n_truth)
+        out["hal"] = round(
+            100 - (g.n_responses - g.n_hallucinated_responses) / (g.n_responses + 0.001) * 100, 1
+        )
+        out["cog"] = _pct(g.n_hallu_covered, g.n_hallu)
+    if result.discriminative:
+        out.update(_reference_prf(result.discriminative.overall, 1e-4))
+        for group, scores in result.discriminative.by_group.items():
+            figures = _reference_prf(scores, 1e-3 if group == "existence" else 1e-4)
+            out[f"{group}_accuracy"] = figures["accuracy"]
+            out[f"{group}_f1"] = figures["f1"]
+    if result.generative and result.discriminative:
+        out["amber_score"] = (100 - out["chair"] + out["f1"]) / 2
+    return {name: value / 100 for name, value in out.items()}
 
 
 def score_amber(
@@ -420,7 +480,7 @@ def score_amber(
     queries: Sequence[AmberQuery],
     responses: Sequence[str],
     *,
-    strict: bool = False,
+    strict: bool = True,
     extract_nouns: Callable[[str], Sequence[str]] | None = None,
     similar: Callable[[str, str], bool] | None = None,
 ) -> AmberResult:
@@ -452,3 +512,40 @@ def score_amber(
         else None
     )
     return AmberResult(generative, discriminative, score)
+
+
+#: AMBER's ``--similarity_score`` default.
+AMBER_SIMILARITY = 0.8
+
+
+def score_amber_reference(
+    data: AmberData,
+    queries: Sequence[AmberQuery],
+    responses: Sequence[str],
+    answer_rule: str = "reference",
+    spacy_model: str | None = DEFAULT_SPACY_MODEL,
+) -> tuple[AmberResult, dict[str, Any]]:
+    """Score as ``inference.py`` does: NLTK nouns, spaCy similarity, the exact-answer rule.
+
+    Args:
+        data: AMBER's data.
+        queries: The queries answered.
+        responses: One answer per query.
+        answer_rule: ``reference`` (exact ``Yes``/``No``) or ``lenient``.
+        spacy_model: The similarity model (``None``: no similarity step).
+
+    Returns:
+        The result and its reference marks (:func:`~.nlp.reference_marks`): any fallback used
+        for a missing NLTK resource or spaCy model is named there.
+    """
+    nlp = ReferenceNlp(spacy_model)
+    generative = any(data.annotations[q.id].dimension == "generative" for q in queries)
+    result = score_amber(
+        data,
+        queries,
+        responses,
+        strict=answer_rule == "reference",
+        extract_nouns=reference_noun_extractor(nlp, data.vocabulary.words),
+        similar=nlp.similarity(AMBER_SIMILARITY) if generative else None,
+    )
+    return result, reference_marks(nlp, answer_rule)

@@ -13,6 +13,9 @@ script's figure with ours on the same answers:
 * ``object_halbench``: RLAIF-V's ``eval_gpt_obj_halbench.py`` answer file: JSON lines with
   ``image_id``, ``question`` (or ``prompt``) and ``answer`` (or ``text``; ``Assistant:`` removed
   and stripped, as the script does);
+* ``chair``: Rohrbach's caption file (``utils/chair.py --cap_file``): a JSON object whose
+  ``imgToEval`` maps ids to ``{"image_id", "caption"}`` records; a JSON array or JSON lines of
+  such records is read too;
 * ``mmhal``: MMHal-Bench's ``response_template.json`` with every record's ``model_answer``
   filled in (rated by a judge behind an OpenAI-compatible endpoint).
 """
@@ -26,17 +29,27 @@ from pathlib import Path
 from typing import Any
 
 from mmrlaif.evaluation.benchmarks.amber import load_amber
-from mmrlaif.evaluation.benchmarks.amber_metrics import score_amber
-from mmrlaif.evaluation.benchmarks.coco import CocoObjectExtractor, load_coco_ground_truth
-from mmrlaif.evaluation.benchmarks.common import BenchmarkFormatError, DataRoot, load_records
+from mmrlaif.evaluation.benchmarks.amber_metrics import score_amber_reference
+from mmrlaif.evaluation.benchmarks.chair import ChairVocabulary, chair_metrics
+from mmrlaif.evaluation.benchmarks.coco import load_coco_ground_truth
+from mmrlaif.evaluation.benchmarks.common import (
+    BenchmarkFormatError,
+    DataRoot,
+    load_json,
+    load_records,
+)
 from mmrlaif.evaluation.benchmarks.mmhal import MMHalJudge, load_mmhal, score_mmhal
-from mmrlaif.evaluation.benchmarks.object_halbench import object_halbench_metrics
+from mmrlaif.evaluation.benchmarks.nlp import DEFAULT_SPACY_MODEL, ReferenceNlp, reference_marks
+from mmrlaif.evaluation.benchmarks.object_halbench import (
+    object_halbench_headline,
+    object_halbench_metrics,
+)
 from mmrlaif.evaluation.benchmarks.pope import POPE_FILE_PATTERN, load_pope_split, score_pope
 
 logger = logging.getLogger(__name__)
 
 #: The benchmarks whose answer files can be scored.
-SCORABLE: tuple[str, ...] = ("pope", "amber", "object_halbench", "mmhal")
+SCORABLE: tuple[str, ...] = ("pope", "amber", "object_halbench", "chair", "mmhal")
 
 
 @dataclass(frozen=True)
@@ -109,11 +122,16 @@ def score_pope_file(
     result = score_pope(items, texts, answer_rule)
     figures = ("accuracy", "precision", "recall", "f1", "yes_ratio")
     headline = {f"pope_{split}_{k}": float(getattr(result, k)) for k in figures}
-    data = result.to_dict() | {"answer_rule": answer_rule, "reference": answer_rule == "reference"}
+    data = result.to_dict() | reference_marks(ReferenceNlp(None), answer_rule)
     return ScoredFile("pope", headline, data, len(texts))
 
 
-def score_amber_file(root: DataRoot, answers: Path, strict: bool = False) -> ScoredFile:
+def score_amber_file(
+    root: DataRoot,
+    answers: Path,
+    answer_rule: str = "reference",
+    spacy_model: str | None = DEFAULT_SPACY_MODEL,
+) -> ScoredFile:
     """AMBER: ``{"id", "response"}`` records against the annotations, by id."""
     data = load_amber(root)
     by_id = {q.id: q for q in data.queries}
@@ -124,30 +142,70 @@ def score_amber_file(root: DataRoot, answers: Path, strict: bool = False) -> Sco
             raise BenchmarkFormatError(answers, label, f"id {qid!r} is not an AMBER query id")
         queries.append(by_id[qid])
         responses.append(_text(answers, label, record, ("response",)))
-    result = score_amber(data, queries, responses, strict=strict)
+    result, marks = score_amber_reference(data, queries, responses, answer_rule, spacy_model)
     headline = {f"amber_{k}": float(v) for k, v in result.headline().items()}
-    return ScoredFile("amber", headline, result.to_dict(), len(responses))
+    return ScoredFile("amber", headline, result.to_dict() | marks, len(responses))
 
 
-def score_object_halbench_file(root: DataRoot, answers: Path) -> ScoredFile:
-    """Object HalBench: answers with their COCO ``image_id`` against CHAIR's ground truth."""
-    image_ids, texts = [], []
-    for label, record in _records(answers, "object_halbench"):
+def _image_ids(answers: Path, records: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    ids = []
+    for label, record in records:
         image_id = record.get("image_id")
         try:
-            image_ids.append(int(image_id))
+            ids.append(int(image_id))
         except (TypeError, ValueError) as exc:
             raise BenchmarkFormatError(
                 answers, label, f"image_id {image_id!r} is not a COCO image id"
             ) from exc
+    return ids
+
+
+def score_object_halbench_file(root: DataRoot, answers: Path) -> ScoredFile:
+    """Object HalBench: answers with their COCO ``image_id`` against CHAIR's ground truth."""
+    records = _records(answers, "object_halbench")
+    image_ids = _image_ids(answers, records)
+    texts = []
+    for label, record in records:
         _text(answers, label, record, ("question", "prompt"))  # the script requires one
         texts.append(_text(answers, label, record, ("text", "answer")))
-    texts = [t.replace("Assistant:", "").strip() for t in texts]
-    extractor = CocoObjectExtractor()
-    truth = load_coco_ground_truth(root, set(image_ids), extractor)
-    result = object_halbench_metrics(texts, [truth[i] for i in image_ids], extractor)
-    headline = {f"object_halbench_{k}": float(v) for k, v in result.headline().items()}
-    return ScoredFile("object_halbench", headline, result.to_dict(), len(texts))
+    vocabulary = ChairVocabulary.load(root, "rlaifv")
+    nlp = ReferenceNlp(spacy_model=None)
+    truth = load_coco_ground_truth(root, set(image_ids), vocabulary, nlp)
+    result = object_halbench_metrics(texts, [truth[i] for i in image_ids], vocabulary, nlp)
+    headline = {
+        f"object_halbench_{k}": float(v) for k, v in object_halbench_headline(result).items()
+    }
+    data = result.to_dict() | reference_marks(nlp)
+    return ScoredFile("object_halbench", headline, data, len(texts))
+
+
+def _caption_records(answers: Path) -> list[tuple[str, dict[str, Any]]]:
+    data = load_json(DataRoot(answers.parent, "chair"), answers.name)
+    if isinstance(data, dict):
+        if not isinstance(data.get("imgToEval"), dict):
+            raise BenchmarkFormatError(answers, None, "a JSON object needs an 'imgToEval' mapping")
+        records = [(f"imgToEval[{k!r}]", v) for k, v in data["imgToEval"].items()]
+        for label, record in records:
+            if not isinstance(record, dict):
+                raise BenchmarkFormatError(answers, label, "expected a JSON object")
+        if not records:
+            raise BenchmarkFormatError(answers, None, "no answers")
+        return records
+    return _records(answers, "chair")
+
+
+def score_chair_file(root: DataRoot, answers: Path) -> ScoredFile:
+    """CHAIR (Rohrbach): captions with their COCO ``image_id``, ``synonyms.txt`` from ``root``."""
+    records = _caption_records(answers)
+    image_ids = _image_ids(answers, records)
+    captions = [_text(answers, label, record, ("caption",)) for label, record in records]
+    vocabulary = ChairVocabulary.load(root, "rohrbach")
+    nlp = ReferenceNlp(spacy_model=None)
+    truth = load_coco_ground_truth(root, set(image_ids), vocabulary, nlp)
+    result = chair_metrics(captions, [truth[i] for i in image_ids], vocabulary, nlp)
+    headline = {"chair_s": result.chair_s, "chair_i": result.chair_i}
+    data = result.to_dict() | reference_marks(nlp)
+    return ScoredFile("chair", headline, data, len(captions))
 
 
 def score_mmhal_file(answers: Path, judge: MMHalJudge) -> ScoredFile:

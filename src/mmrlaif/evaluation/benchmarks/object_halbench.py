@@ -3,12 +3,13 @@
 Items are the lines of ``obj_halbench_300_with_image.jsonl`` as RLAIF-V ships it: ``image_id``
 (a COCO 2014 image id), ``question`` (a request for a detailed description), ``image`` (the image,
 base64-encoded) and ``org_idx``; an ``image_path`` (relative to the data root) may replace the
-embedded image. Ground truth per image is CHAIR's: the COCO categories of its instance
-annotations plus the objects named in its reference captions
-(:func:`~mmrlaif.evaluation.benchmarks.coco.load_coco_ground_truth`).
+embedded image. The word list is RLAIF-V's ``synonyms_refine.txt`` in the same folder; ground
+truth per image is CHAIR's: the node words of its COCO instance categories plus those named in
+its reference captions (:func:`~mmrlaif.evaluation.benchmarks.coco.load_coco_ground_truth`).
 
-Figures follow RLAIF-V's ``eval/eval_gpt_obj_halbench.py`` (the lexicon path, without the GPT
-object-extraction step) and ``summarize_gpt_obj_halbench_review.py``:
+Figures follow RLAIF-V's ``eval/eval_gpt_obj_halbench.py`` (the lexicon path; the GPT path is
+:mod:`.object_halbench_llm`) and ``summarize_gpt_obj_halbench_review.py``, computed by
+:mod:`.chair` on answers with ``Assistant:`` removed and stripped, as the script reads them:
 
 * response-level hallucination rate (RLAIF-V's "Response Hall", ``CHAIRs_refine``): responses
   with at least one hallucinated object / responses that mention at least one COCO object;
@@ -23,21 +24,18 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
-from mmrlaif.evaluation.benchmarks.coco import CocoObjectExtractor
+from mmrlaif.evaluation.benchmarks.chair import ChairResult, ChairVocabulary, chair_metrics
 from mmrlaif.evaluation.benchmarks.common import (
     BenchmarkFormatError,
     DataRoot,
     Fields,
     Query,
     load_records,
-    ratio,
 )
-from mmrlaif.evaluation.lexicon import UnknownObjectError
+from mmrlaif.evaluation.benchmarks.nlp import ReferenceNlp
 
 logger = logging.getLogger(__name__)
 
@@ -110,108 +108,44 @@ def load_object_halbench_items(
     return items
 
 
-@dataclass(frozen=True)
-class ObjectHalBenchResult:
-    """Object HalBench figures (fractions in [0, 1]; 0.0 when a denominator is 0).
+def object_halbench_headline(result: ChairResult) -> dict[str, float]:
+    """The three figures RLAIF-V reports, by this project's names.
 
-    Attributes:
-        response_hallucination_rate: Responses with >= 1 hallucinated object / responses that
-            mention at least one COCO object (responses mentioning none are left out).
-        mention_hallucination_rate: Hallucinated mentions / all mentions (every occurrence).
-        object_recall: Distinct ground-truth categories mentioned / ground-truth categories,
-            summed over responses.
-        chair_s_all: Responses with >= 1 hallucinated object / all responses (CHAIR_s of
-            Rohrbach et al.; RLAIF-V's plain ``CHAIRs``).
-        n_responses: Responses scored.
-        n_responses_with_mentions: Of those, responses that mention at least one COCO object.
-        n_hallucinated_responses: Responses with at least one hallucinated mention.
-        n_mentions: Object mentions, every occurrence.
-        n_hallucinated_mentions: Of those, mentions of a category not in the ground truth.
-        n_gt_objects: Ground-truth categories, summed over responses.
-        n_gt_mentioned: Of those, categories the response mentions.
-        hallucinated_by_object: Category -> hallucinated mentions, sorted by category.
+    ``response_hallucination_rate`` is ``CHAIRs_refine`` ("Response Hall"),
+    ``mention_hallucination_rate`` is ``CHAIRi`` ("Object Hall"), ``object_recall`` is ``obj_rec``.
     """
-
-    response_hallucination_rate: float
-    mention_hallucination_rate: float
-    object_recall: float
-    chair_s_all: float
-    n_responses: int
-    n_responses_with_mentions: int
-    n_hallucinated_responses: int
-    n_mentions: int
-    n_hallucinated_mentions: int
-    n_gt_objects: int
-    n_gt_mentioned: int
-    hallucinated_by_object: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as JSON-serialisable data."""
-        return asdict(self)
-
-    def headline(self) -> dict[str, float]:
-        """The three reported figures."""
-        return {
-            "response_hallucination_rate": self.response_hallucination_rate,
-            "mention_hallucination_rate": self.mention_hallucination_rate,
-            "object_recall": self.object_recall,
-        }
+    return {
+        "response_hallucination_rate": result.chair_s_refine,
+        "mention_hallucination_rate": result.chair_i,
+        "object_recall": result.object_recall,
+    }
 
 
 def object_halbench_metrics(
     responses: Sequence[str],
     ground_truth: Sequence[Collection[str]],
-    extractor: CocoObjectExtractor | None = None,
-) -> ObjectHalBenchResult:
-    """Score descriptions against each image's ground-truth COCO objects.
+    vocabulary: ChairVocabulary,
+    nlp: ReferenceNlp | None = None,
+) -> ChairResult:
+    """Score descriptions as RLAIF-V's lexicon path does (``compute_chair``, no GPT step).
 
     Args:
         responses: Model responses, one per item.
-        ground_truth: For each response, the objects in its image (COCO categories, or any name
-            the lexicon maps to one).
-        extractor: Finds object mentions; the default COCO extractor when ``None``.
-
-    Returns:
-        The figures and the counts behind them.
+        ground_truth: For each response, its image's node words
+            (:func:`~mmrlaif.evaluation.benchmarks.coco.load_coco_ground_truth`).
+        vocabulary: ``synonyms_refine.txt`` read in the ``rlaifv`` flavour.
+        nlp: Tokenizer and lemmatizer; a fresh :class:`ReferenceNlp` when ``None``.
 
     Raises:
         ValueError: If the sequences differ in length or a ground-truth entry is a string.
-        UnknownObjectError: If a ground-truth name is not a COCO object (naming the item).
     """
-    if len(responses) != len(ground_truth):
-        raise ValueError(f"{len(responses)} responses but {len(ground_truth)} ground truths")
-    extractor = extractor or CocoObjectExtractor()
-    n_with = n_bad = n_mentions = n_hall = n_gt = n_hit = 0
-    by_object: Counter[str] = Counter()
-    for index, (response, names) in enumerate(zip(responses, ground_truth, strict=True)):
+    for index, names in enumerate(ground_truth):
         if isinstance(names, str):
-            raise ValueError(f"ground truth of item {index} must be a collection of names")
-        try:
-            gt = {extractor.canonical(n) for n in names}
-        except UnknownObjectError as err:
-            raise UnknownObjectError(
-                err.name, f"ground truth of item {index}: unknown object {err.name!r}"
-            ) from err
-        mentioned = extractor.objects(response)
-        hallucinated = [obj for obj in mentioned if obj not in gt]
-        n_mentions += len(mentioned)
-        n_hall += len(hallucinated)
-        by_object.update(hallucinated)
-        n_with += bool(mentioned)
-        n_bad += bool(hallucinated)
-        n_gt += len(gt)
-        n_hit += len(gt.intersection(mentioned))
-    return ObjectHalBenchResult(
-        response_hallucination_rate=ratio(n_bad, n_with),
-        mention_hallucination_rate=ratio(n_hall, n_mentions),
-        object_recall=ratio(n_hit, n_gt),
-        chair_s_all=ratio(n_bad, len(responses)),
-        n_responses=len(responses),
-        n_responses_with_mentions=n_with,
-        n_hallucinated_responses=n_bad,
-        n_mentions=n_mentions,
-        n_hallucinated_mentions=n_hall,
-        n_gt_objects=n_gt,
-        n_gt_mentioned=n_hit,
-        hallucinated_by_object=dict(sorted(by_object.items())),
-    )
+            raise ValueError(f"ground truth of item {index} must be a collection of node words")
+    answers = [reference_answer_text(r) for r in responses]
+    return chair_metrics(answers, ground_truth, vocabulary, nlp)
+
+
+def reference_answer_text(answer: str) -> str:
+    """An answer as ``load_generated_captions`` reads it: ``Assistant:`` removed, stripped."""
+    return answer.replace("Assistant:", "").strip()

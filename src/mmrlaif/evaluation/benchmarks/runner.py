@@ -26,8 +26,9 @@ from typing import Any
 
 from mmrlaif.config.strict import ConfigError
 from mmrlaif.evaluation.benchmarks.amber import AMBER_IMAGE_DIR, AMBER_QUERY_FILE, load_amber
-from mmrlaif.evaluation.benchmarks.amber_metrics import score_amber
-from mmrlaif.evaluation.benchmarks.coco import CocoObjectExtractor, load_coco_ground_truth
+from mmrlaif.evaluation.benchmarks.amber_metrics import score_amber_reference
+from mmrlaif.evaluation.benchmarks.chair import RLAIFV_SYNONYMS_FILE, ChairVocabulary
+from mmrlaif.evaluation.benchmarks.coco import load_coco_ground_truth
 from mmrlaif.evaluation.benchmarks.common import (
     AnswerFn,
     BenchmarkDataError,
@@ -42,9 +43,11 @@ from mmrlaif.evaluation.benchmarks.mmhal import (
     load_mmhal,
     score_mmhal,
 )
+from mmrlaif.evaluation.benchmarks.nlp import DEFAULT_SPACY_MODEL, ReferenceNlp, reference_marks
 from mmrlaif.evaluation.benchmarks.object_halbench import (
     OBJECT_HALBENCH_FILE,
     load_object_halbench_items,
+    object_halbench_headline,
     object_halbench_metrics,
 )
 from mmrlaif.evaluation.benchmarks.pope import (
@@ -82,9 +85,12 @@ class BenchmarkOptions:
         amber_query_file: Query file under ``data/query/`` (``query_all.json``,
             ``query_generative.json``, ``query_discriminative.json``...).
         amber_image_dir: Folder of the AMBER images under the root.
-        amber_strict_answers: Read discriminative answers by AMBER's exact ``"Yes"``/``"No"``
-            rule instead of POPE's first-sentence rule.
+        amber_answer_rule: ``reference`` (AMBER's exact ``"Yes"``/``"No"``) or ``lenient``
+            (any answer read POPE-style: not AMBER's figures; the result says
+            ``"reference": false``).
+        spacy_model: AMBER's similarity model; ``None`` skips the step (marked approximate).
         object_halbench_file: The items file under the root.
+        object_halbench_synonyms: RLAIF-V's synonym file under the root.
         coco_annotation_dir: Folder of the COCO ``instances_*``/``captions_*`` files.
         mmhal_file: The response template under the root.
         mmhal_image_dir: Folder of the MMHal images under the root.
@@ -99,8 +105,10 @@ class BenchmarkOptions:
     pope_image_dir: str = "images"
     amber_query_file: str = AMBER_QUERY_FILE
     amber_image_dir: str = AMBER_IMAGE_DIR
-    amber_strict_answers: bool = False
+    amber_answer_rule: str = "reference"
+    spacy_model: str | None = DEFAULT_SPACY_MODEL
     object_halbench_file: str = OBJECT_HALBENCH_FILE
+    object_halbench_synonyms: str = RLAIFV_SYNONYMS_FILE
     coco_annotation_dir: str = "annotations"
     mmhal_file: str = MMHAL_FILE
     mmhal_image_dir: str = MMHAL_IMAGE_DIR
@@ -117,6 +125,10 @@ class BenchmarkOptions:
         if self.pope_answer_rule not in POPE_ANSWER_RULES:
             raise ConfigError(
                 f"pope_answer_rule: {self.pope_answer_rule!r} is not one of {POPE_ANSWER_RULES}"
+            )
+        if self.amber_answer_rule not in POPE_ANSWER_RULES:
+            raise ConfigError(
+                f"amber_answer_rule: {self.amber_answer_rule!r} is not one of {POPE_ANSWER_RULES}"
             )
         if "{split}" not in self.pope_file_pattern:
             raise ConfigError(f"pope_file_pattern needs '{{split}}': {self.pope_file_pattern!r}")
@@ -177,8 +189,7 @@ def _prepare_pope(root: DataRoot, opts: BenchmarkOptions) -> _Task:
             results[split] = result.to_dict()
             for key in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
                 headline[f"{split}_{key}"] = getattr(result, key)
-        results["answer_rule"] = opts.pope_answer_rule
-        results["reference"] = opts.pope_answer_rule == "reference"
+        results.update(reference_marks(ReferenceNlp(None), opts.pope_answer_rule))
         return results, headline, None
 
     return _Task("pope", root, queries, score)
@@ -189,8 +200,10 @@ def _prepare_amber(root: DataRoot, opts: BenchmarkOptions) -> _Task:
     amber_queries = _head(data.queries, opts, "amber")
 
     def score(answers: list[str]) -> _Scored:
-        result = score_amber(data, amber_queries, answers, strict=opts.amber_strict_answers)
-        return result.to_dict(), result.headline(), None
+        result, marks = score_amber_reference(
+            data, amber_queries, answers, opts.amber_answer_rule, opts.spacy_model
+        )
+        return result.to_dict() | marks, result.headline(), None
 
     queries = [q.to_query(opts.amber_image_dir) for q in amber_queries]
     return _Task("amber", root, queries, score)
@@ -200,16 +213,17 @@ def _prepare_object_halbench(root: DataRoot, opts: BenchmarkOptions) -> _Task:
     items = _head(
         load_object_halbench_items(root, opts.object_halbench_file), opts, "object_halbench"
     )
-    extractor = CocoObjectExtractor()
+    vocabulary = ChairVocabulary.load(root, "rlaifv", opts.object_halbench_synonyms)
+    nlp = ReferenceNlp(spacy_model=None)
     truth = load_coco_ground_truth(
-        root, {i.image_id for i in items}, extractor, opts.coco_annotation_dir
+        root, {i.image_id for i in items}, vocabulary, nlp, opts.coco_annotation_dir
     )
     ground_truth = [truth[i.image_id] for i in items]
 
     def score(answers: list[str]) -> _Scored:
-        result = object_halbench_metrics(answers, ground_truth, extractor)
+        result = object_halbench_metrics(answers, ground_truth, vocabulary, nlp)
         extra = [{"image_id": i.image_id, "gt_objects": sorted(truth[i.image_id])} for i in items]
-        return result.to_dict(), result.headline(), extra
+        return result.to_dict() | reference_marks(nlp), object_halbench_headline(result), extra
 
     return _Task("object_halbench", root, [i.query() for i in items], score)
 

@@ -132,7 +132,10 @@ def test_generative_similarity() -> None:
 
 
 def test_discriminative_hand_example(amber) -> None:
-    result = amber_discriminative([amber.annotations[i] for i in range(4, 11)], DISCRIMINATIVE)
+    # the lenient reading (POPE's rule), not AMBER's: every answer is read
+    result = amber_discriminative(
+        [amber.annotations[i] for i in range(4, 11)], DISCRIMINATIVE, strict=False
+    )
     overall = result.overall
     # correct: ids 4, 5, 8, 9 -> 4/7
     assert overall.accuracy == pytest.approx(4 / 7)
@@ -160,16 +163,17 @@ def test_discriminative_hand_example(amber) -> None:
     assert (groups["relation"].accuracy, groups["relation"].f1) == (0.5, 0.0)
 
 
-def test_discriminative_strict_answers(amber) -> None:
-    assert [parse_amber_answer(r, strict=True) for r in ("Yes", "No", "No.", "yes")] == [
+def test_discriminative_reference_answers_by_default(amber) -> None:
+    # AMBER's inference.py: only the exact strings "Yes" and "No"
+    assert [parse_amber_answer(r) for r in ("Yes", "No", "No.", "yes", "NO", " No")] == [
         True,
         False,
         None,
         None,
+        None,
+        None,
     ]
-    result = amber_discriminative(
-        [amber.annotations[i] for i in range(4, 11)], DISCRIMINATIVE, strict=True
-    )
+    result = amber_discriminative([amber.annotations[i] for i in range(4, 11)], DISCRIMINATIVE)
     # only "Yes" (id 9) is an exact answer, and right -> 1/7; no "No" answers -> P 0, R 0/4
     overall = result.overall
     assert (overall.n_correct, overall.n_unparsed, overall.n_answer_no) == (1, 6, 0)
@@ -177,14 +181,25 @@ def test_discriminative_strict_answers(amber) -> None:
 
 
 def test_score_amber_splits_by_type(amber) -> None:
-    result = score_amber(amber, amber.queries, GENERATIVE + DISCRIMINATIVE)
+    result = score_amber(amber, amber.queries, GENERATIVE + DISCRIMINATIVE, strict=False)
     assert result.generative.chair == pytest.approx(3 / 11)
     assert result.discriminative.overall.f1 == pytest.approx(4 / 7)
     # AMBER score = (1 - CHAIR + F1) / 2
     assert result.amber_score == pytest.approx((1 - 3 / 11 + 4 / 7) / 2)
+    # the headline is what inference.py prints, / 100: round(score / (num + 0.001) * 100, 1)
     headline = result.headline()
-    assert headline["cover"] == pytest.approx(5 / 8)
-    assert headline["existence_f1"] == 1.0
+    assert headline["chair"] == pytest.approx(0.273)  # 3 / 11.001 = 27.27%
+    assert headline["cover"] == pytest.approx(0.625)  # 5 / 8.001 = 62.49%
+    assert headline["hal"] == pytest.approx(0.667)  # 100 - 1 / 3.001 = 66.68%
+    assert headline["cog"] == pytest.approx(0.333)  # 2 / 6.001
+    assert headline["accuracy"] == pytest.approx(0.571)  # 4 / 7.001
+    # P = 2 / 3.001 -> 66.6, R = 2 / 4.001 -> 50.0 (rounded first, as the script does);
+    # F1 = 2 * .666 * .5 / (.666 + .5 + 1e-4) = 57.10% -> 57.1
+    assert (headline["precision"], headline["recall"]) == (pytest.approx(0.666), 0.5)
+    assert headline["f1"] == pytest.approx(0.571)
+    # existence: P = R = 1 / 1.001 -> 99.9; F1 with its own 1e-3 -> 99.9
+    assert headline["existence_f1"] == pytest.approx(0.999)
+    assert headline["amber_score"] == pytest.approx((100 - 27.3 + 57.1) / 200)
     only_generative = score_amber(amber, amber.queries[:3], GENERATIVE)
     assert only_generative.discriminative is None and only_generative.amber_score is None
     assert json.loads(json.dumps(result.to_dict()))["discriminative"]["overall"]["n"] == 7

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from mmrlaif.evaluation.benchmarks.chair import ChairVocabulary
 from mmrlaif.evaluation.benchmarks.common import BenchmarkFormatError, DataRoot
 from mmrlaif.evaluation.benchmarks.object_halbench import (
     load_object_halbench_items,
+    object_halbench_headline,
     object_halbench_metrics,
 )
-from mmrlaif.evaluation.lexicon import UnknownObjectError
 
-# The fixture images' ground truth (see test_bench_coco.py for how it is derived).
+# The fixture images' ground truth (see test_bench_chair.py for how it is derived).
 GROUND_TRUTH = [
     {"dog", "person", "car"},
     {"toilet", "sink"},
@@ -34,41 +35,49 @@ RESPONSES = [
 ]
 
 
-def test_metrics_hand_example() -> None:
-    result = object_halbench_metrics(RESPONSES, GROUND_TRUTH)
+@pytest.fixture(scope="module")
+def vocabulary() -> ChairVocabulary:
+    root = DataRoot(Path(__file__).parent / "fixtures" / "object_halbench", "object_halbench")
+    return ChairVocabulary.load(root, "rlaifv")
+
+
+def test_metrics_hand_example(vocabulary: ChairVocabulary) -> None:
+    # the script reads answers with "Assistant:" removed and stripped
+    responses = ["Assistant: " + RESPONSES[0], *RESPONSES[1:]]
+    result = object_halbench_metrics(responses, GROUND_TRUTH, vocabulary)
     # responses mentioning an object: 1, 2, 4 = 3; hallucinating: 1 and 4 = 2 -> 2/3
-    assert result.n_responses_with_mentions == 3
-    assert result.n_hallucinated_responses == 2
-    assert result.response_hallucination_rate == pytest.approx(2 / 3)
+    assert result.n_captions_with_objects == 3
+    assert result.n_hallucinated_captions == 2
+    assert result.chair_s_refine == pytest.approx(2 / 3)
     # mentions 5 + 3 + 0 + 3 = 11, hallucinated 2 + 0 + 0 + 2 = 4 -> 4/11
-    assert (result.n_mentions, result.n_hallucinated_mentions) == (11, 4)
-    assert result.mention_hallucination_rate == pytest.approx(4 / 11)
-    # ground-truth categories 3 + 2 + 2 + 2 = 9, mentioned 2 + 2 + 0 + 1 = 5 -> 5/9
+    assert (result.n_words, result.n_hallucinated_words) == (11, 4)
+    assert result.chair_i == pytest.approx(4 / 11)
+    # ground-truth node words 3 + 2 + 2 + 2 = 9, mentioned 2 + 2 + 0 + 1 = 5 -> 5/9
     assert (result.n_gt_objects, result.n_gt_mentioned) == (9, 5)
     assert result.object_recall == pytest.approx(5 / 9)
     # CHAIR_s over all 4 responses -> 2/4
-    assert result.chair_s_all == pytest.approx(0.5)
+    assert result.chair_s == pytest.approx(0.5)
+    # words per response, split on " ": 14 + 10 + 4 + 10 ("Assistant:" gone)
+    assert result.avg_word_len == pytest.approx(38 / 4)
     assert result.hallucinated_by_object == {"bench": 1, "cat": 1, "hot dog": 1, "teddy bear": 1}
-    assert result.headline() == {
+    assert object_halbench_headline(result) == {
         "response_hallucination_rate": pytest.approx(2 / 3),
         "mention_hallucination_rate": pytest.approx(4 / 11),
         "object_recall": pytest.approx(5 / 9),
     }
-    assert json.loads(json.dumps(result.to_dict()))["n_mentions"] == 11
+    assert json.loads(json.dumps(result.to_dict()))["n_words"] == 11
 
 
-def test_metrics_edge_cases() -> None:
-    empty = object_halbench_metrics([], [])
-    assert (empty.response_hallucination_rate, empty.mention_hallucination_rate) == (0.0, 0.0)
-    # ground truth may use synonyms and plurals; no mention at all -> rates 0, recall 0/1
-    quiet = object_halbench_metrics(["Just the sky."], [["puppies"]])
-    assert (quiet.n_responses_with_mentions, quiet.object_recall, quiet.n_gt_objects) == (0, 0, 1)
-    with pytest.raises(UnknownObjectError, match="ground truth of item 0: unknown object 'yeti'"):
-        object_halbench_metrics(["A dog."], [["yeti"]])
-    with pytest.raises(ValueError, match="1 responses but 2 ground truths"):
-        object_halbench_metrics(["A dog."], [["dog"], ["cat"]])
+def test_metrics_edge_cases(vocabulary: ChairVocabulary) -> None:
+    empty = object_halbench_metrics([], [], vocabulary)
+    assert (empty.chair_s_refine, empty.chair_i) == (0.0, 0.0)
+    # no mention at all -> rates 0 (the script would divide by zero), recall 0/1
+    quiet = object_halbench_metrics(["Just the sky."], [["dog"]], vocabulary)
+    assert (quiet.n_captions_with_objects, quiet.object_recall, quiet.n_gt_objects) == (0, 0, 1)
+    with pytest.raises(ValueError, match="1 captions, 1 word lists, 2 ground truths"):
+        object_halbench_metrics(["A dog."], [["dog"], ["cat"]], vocabulary)
     with pytest.raises(ValueError, match="item 0 must be a collection"):
-        object_halbench_metrics(["A dog."], ["dog"])
+        object_halbench_metrics(["A dog."], ["dog"], vocabulary)
 
 
 def test_load_items(fixtures_dir: Path) -> None:

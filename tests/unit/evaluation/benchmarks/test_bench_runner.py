@@ -65,13 +65,16 @@ EXPECTED = {
     "pope_random_yes_ratio": 0.5,
     "pope_popular_accuracy": 1.0,
     "pope_adversarial_f1": 0.0,
-    "amber_chair": 3 / 11,
-    "amber_cover": 5 / 8,
-    "amber_hal": 2 / 3,
-    "amber_cog": 1 / 3,
-    "amber_accuracy": 4 / 7,
-    "amber_f1": 4 / 7,
-    "amber_amber_score": (1 - 3 / 11 + 4 / 7) / 2,
+    # AMBER as inference.py prints it (/ 100): CHAIR 3/11.001 -> 27.3, Cover 5/8.001 -> 62.5,
+    # Hal 100 - 1/3.001 -> 66.7, Cog 2/6.001 -> 33.3; only exact "Yes"/"No" are answers: the
+    # one exact "Yes" (id 9) is right -> accuracy 1/7.001 -> 14.3; no "No" answer -> P, R, F1 0
+    "amber_chair": 0.273,
+    "amber_cover": 0.625,
+    "amber_hal": 0.667,
+    "amber_cog": 0.333,
+    "amber_accuracy": 0.143,
+    "amber_f1": 0.0,
+    "amber_amber_score": (100 - 27.3 + 0.0) / 200,
     "object_halbench_response_hallucination_rate": 2 / 3,
     "object_halbench_mention_hallucination_rate": 4 / 11,
     "object_halbench_object_recall": 5 / 9,
@@ -102,7 +105,7 @@ def test_all_four_benchmarks_local(bench_data, fake_model, judge_server, tmp_pat
     assert max(len(b) for b in model.batches) == 4
     assert len(judge_server.requests) == 4
     written = json.loads((out / "benchmarks.json").read_text())
-    assert written["headline"]["amber_chair"] == pytest.approx(3 / 11)
+    assert written["headline"]["amber_chair"] == pytest.approx(0.273)
     assert set(written["seconds"]) == set(report.results)
     oh = json.loads((out / "answers" / "object_halbench.json").read_text())
     assert oh[1]["gt_objects"] == ["sink", "toilet"]
@@ -190,13 +193,23 @@ def test_limit_and_options(bench_data, fake_model) -> None:
     assert report.headline["pope_random_accuracy"] == 1.0
     assert report.results["amber"]["discriminative"] is None
     assert "amber_f1" not in report.headline
-    # AMBER: nouns 8 + 2, hallucinated 2 + 0 -> CHAIR 2/10
+    # AMBER: nouns 8 + 2, hallucinated 2 + 0 -> CHAIR 2/10.001 -> 20.0
     assert report.headline["amber_chair"] == pytest.approx(0.2)
     assert [len(b) for b in model.batches] == [1, 1, 1, 1]
     generative = BenchmarkOptions(amber_query_file="query_generative.json")
     assert run_benchmarks(["amber"], bench_data, model, options=generative).headline[
         "amber_hal"
-    ] == pytest.approx(2 / 3)
-    for bad in ({"batch_size": 0}, {"limit": 0}, {"pope_file_pattern": "pope.json"}):
+    ] == pytest.approx(0.667)
+    # the lenient reading of AMBER's yes/no answers is not AMBER's: the result says so
+    lenient = BenchmarkOptions(amber_answer_rule="lenient", amber_query_file="query_all.json")
+    result = run_benchmarks(["amber"], bench_data, model, options=lenient).results["amber"]
+    assert (result["answer_rule"], result["reference"]) == ("lenient", False)
+    assert result["discriminative"]["overall"]["n_correct"] == 4
+    for bad in (
+        {"batch_size": 0},
+        {"limit": 0},
+        {"pope_file_pattern": "pope.json"},
+        {"amber_answer_rule": "strict"},
+    ):
         with pytest.raises(ConfigError):
             BenchmarkOptions(**bad)
