@@ -41,6 +41,8 @@ class EvalReport:
             co-occurring partner of an object in the image (the language prior at work).
         examples: A few (prompt_id, response, ground truth) for people to read.
         benchmarks: Headline figures of the field's benchmarks (``eval.benchmarks``), if run.
+        benchmark_notes: Benchmark -> why its figures are not its reference script's (a
+            lenient answer rule, a missing NLTK/spaCy resource); absent when they are.
     """
 
     chair: ChairResult
@@ -48,6 +50,7 @@ class EvalReport:
     hallucinated_partner_share: float
     examples: list[dict[str, Any]] = field(default_factory=list)
     benchmarks: dict[str, float] = field(default_factory=dict)
+    benchmark_notes: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -59,6 +62,8 @@ class EvalReport:
         }
         if self.benchmarks:
             out["benchmarks"] = self.benchmarks
+        if self.benchmark_notes:
+            out["benchmark_notes"] = self.benchmark_notes
         return out
 
     def headline(self) -> dict[str, float]:
@@ -239,7 +244,7 @@ def selection_figures(
         )
         figures = {k: float(v) for k, v in report.chair.to_dict().items() if _is_number(v)}
         return figures, report
-    figures = run_field_benchmarks(
+    figures, _ = run_field_benchmarks(  # a non-reference figure is logged as such there
         cfg.eval.benchmarks,
         *loaded,
         out_dir,
@@ -325,10 +330,10 @@ def evaluate_step(
         from mmrlaif.evaluation.field import run_field_benchmarks
 
         skip = {bench: cfg.pipeline.select_items} if bench else {}
-        bench_figures = run_field_benchmarks(
+        bench_figures, notes = run_field_benchmarks(
             cfg.eval.benchmarks, *loaded[best], out_dir / "benchmarks", data=data, skip=skip
         )
-        held_out = dataclasses.replace(held_out, benchmarks=bench_figures)
+        held_out = dataclasses.replace(held_out, benchmarks=bench_figures, benchmark_notes=notes)
         write_json(held_out.to_dict(), out_dir / artifacts.EVAL_REPORT)
     # what the figures were measured on, so two reports can be told comparable or not
     hashes = {

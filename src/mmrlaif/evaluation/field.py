@@ -24,7 +24,7 @@ def run_field_benchmarks(
     data: Mapping[str, str | Path] | None = None,
     limit: int | None = None,
     skip: Mapping[str, int] | None = None,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, list[str]]]:
     """Run ``cfg.run`` (or ``names``) on the policy; writes ``benchmarks.json`` and the answers
     under ``out_dir`` (``None``: nothing written).
 
@@ -39,7 +39,9 @@ def run_field_benchmarks(
         skip: Benchmark -> items left out at the head (the selection's held-out slice).
 
     Returns:
-        The benchmarks' headline figures (``{}`` when none is configured).
+        The benchmarks' headline figures (``{}`` when none is configured), and per benchmark
+        whose figures are not the reference script's, why
+        (:meth:`~mmrlaif.evaluation.benchmarks.BenchmarkReport.notes`).
 
     Raises:
         ConfigError: A benchmark's data is missing (naming the benchmark and the path).
@@ -47,7 +49,7 @@ def run_field_benchmarks(
     """
     names = tuple(cfg.run if names is None else names)
     if not names:
-        return {}
+        return {}, {}
     from mmrlaif.evaluation.benchmarks import BenchmarkOptions, MMHalJudge, run_benchmarks
     from mmrlaif.models.openai_client import OpenAIClient
 
@@ -75,4 +77,6 @@ def run_field_benchmarks(
         names, data or cfg.data, answer, judge=judge, out_dir=out_dir, options=options
     )
     logger.info("benchmarks %s: %s", ", ".join(names), report.headline)
-    return dict(report.headline)
+    for name, why in report.notes().items():
+        logger.warning("%s figures are not the reference script's: %s", name, "; ".join(why))
+    return dict(report.headline), report.notes()

@@ -182,6 +182,30 @@ def pope_section(its: Sequence[IterationData]) -> str | None:
     return _img(_lines([("POPE", "%", lines)], len(its), scale=100)) + table(headers, rows)
 
 
+def benchmarks_section(its: Sequence[IterationData]) -> str | None:
+    """The field's benchmarks (``bench_*`` figures) per iteration, and any figure that is not
+    its reference script's, with why."""
+    keys = sorted({k for it in its for k in it.headline if k.startswith("bench_")})
+    if not keys:
+        return None
+    rows = [
+        [k[6:]]
+        + [
+            _fixed(it.headline.get(k)) if k == "bench_mmhal_score" else pct(it.headline.get(k))
+            for it in its
+        ]
+        for k in keys
+    ]
+    notes = {
+        (name, why) for it in its for name, reasons in it.benchmark_notes.items() for why in reasons
+    }
+    text = "".join(
+        f"<p><b>{esc(name)}: not the reference script's figures</b>: {esc(why)}</p>"
+        for name, why in sorted(notes)
+    )
+    return text + table(["figure"] + [f"iteration {it.iteration}" for it in its], rows)
+
+
 def pairs_section(its: Sequence[IterationData]) -> str | None:
     """Pair counts and skip reasons per iteration (table and stacked bars)."""
     rows = [(it, it.pairs or {}, it.n_pairs) for it in its[1:]]

@@ -117,6 +117,7 @@ def log_iteration(
     artifacts: Mapping[str, str | Path] | None = None,
     records: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     skipped_reason: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> str:
     """Log one iteration to its child run ``iteration-<i>`` under the parent.
 
@@ -139,6 +140,7 @@ def log_iteration(
         records: ``{name: rows}``; each logged as the JSON artifact ``<name>.json``.
         skipped_reason: Why the iteration was skipped; tag ``skipped_reason`` and metric
             ``skipped`` = 1 on the child.
+        tags: Tags set on the child run (e.g. whether benchmark figures are the reference's).
 
     Returns:
         The child run id.
@@ -151,6 +153,8 @@ def log_iteration(
     client.update_run(child_id, status="RUNNING")
     try:
         metrics = list(_iteration_metrics(iteration, stats, step_history, headline))
+        for key, value in (tags or {}).items():
+            client.set_tag(child_id, key, value)
         if skipped_reason is not None:
             client.set_tag(child_id, "skipped_reason", skipped_reason)
             metrics.append(mf.metric("skipped", 1.0, step=iteration))

@@ -56,10 +56,12 @@ class IterationData:
         dpo: The DPO report (``dpo.json``: step history, pair counts, skip reason).
         pairs_table: The iteration's pairs table.
         feedback_table: The iteration's feedback table (RLAIF-V only).
+        benchmark_notes: Field benchmark -> why its figures are not the reference script's.
     """
 
     iteration: int
     headline: dict[str, float] = field(default_factory=dict)
+    benchmark_notes: dict[str, list[str]] = field(default_factory=dict)
     candidate: dict[str, float] | None = None
     kept_new: bool | None = None
     n_pairs: int | None = None
@@ -149,6 +151,8 @@ def collect_run(
         report = _at(evaluated, 0) if i == 0 else _at(selected, i - 1)
         if report is not None:
             it.headline = _headline(report) or it.headline
+            notes = _json(report / artifacts.EVAL_REPORT).get("benchmark_notes")
+            it.benchmark_notes = notes if isinstance(notes, dict) else {}
             if i > 0 and (report / "selection.json").is_file():
                 it.kept_new = _json(report / "selection.json").get("keep_new")
         candidate = _at(evaluated, i) if i > 0 else None
@@ -260,6 +264,8 @@ def render_report(data: RunData, examples: int = 3) -> str:
         ("DPO training", lambda: page.dpo_section(data.iterations)),
         ("Example pairs", lambda: _examples(data, examples)),
     ]
+    if any(k.startswith("bench_") for it in data.iterations for k in it.headline):
+        sections.insert(2, ("Field benchmarks", lambda: page.benchmarks_section(data.iterations)))
     body = [page.header(data, time.strftime("%Y-%m-%d %H:%M:%S"))]
     body += [_section(title, build) for title, build in sections]
     return page.document(f"mmrlaif run report: {data.method or 'pipeline'}", "\n".join(body))

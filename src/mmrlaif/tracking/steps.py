@@ -17,6 +17,7 @@ from typing import Any
 
 from mmrlaif import artifacts
 from mmrlaif.config import Config, config_to_yaml, to_dict
+from mmrlaif.config.selection import BENCHMARK_NAMES
 from mmrlaif.evaluation.metrics import headline_of
 from mmrlaif.evaluation.select import SELECT_METRICS, SELECT_REPORT, metric_value
 from mmrlaif.tracking import _mlflow as mf
@@ -80,6 +81,22 @@ def record_lineage_step(
     client = mf.client(tracking_uri(cfg))
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
+    return tags
+
+
+def benchmark_tags(eval_report: dict[str, Any]) -> dict[str, str]:
+    """MLflow tags saying, per field benchmark of an ``eval.json``, whether its figures are the
+    reference script's: ``benchmark.<name>.reference`` (``true``/``false``) and, when not,
+    ``benchmark.<name>.approximate`` (why)."""
+    notes = eval_report.get("benchmark_notes") or {}
+    figures = eval_report.get("benchmarks") or {}
+    ran = {n for n in BENCHMARK_NAMES if any(key.startswith(f"{n}_") for key in figures)}
+    tags = {}
+    names = ran | set(notes)
+    for name in sorted(names):
+        tags[f"benchmark.{name}.reference"] = "false" if name in notes else "true"
+        if name in notes:
+            tags[f"benchmark.{name}.approximate"] = "; ".join(notes[name])
     return tags
 
 
@@ -153,13 +170,15 @@ def log_iteration_step(
             cfg.tracking.pairs_sample,
             artifacts.iteration_seed(cfg.run.seed, iteration),
         )
+    eval_report = _read_json(report_dir / artifacts.EVAL_REPORT)
     child_id = log_iteration(
         tracking_uri(cfg),
         run_id,
         iteration,
+        tags=benchmark_tags(eval_report),
         stats=stats,
         step_history=dpo.get("history"),
-        eval_report=_read_json(report_dir / artifacts.EVAL_REPORT),
+        eval_report=eval_report,
         headline=headline,
         artifacts={"reports": report_dir},
         records=records,
@@ -229,7 +248,9 @@ def version_tags(
         tags["git_sha"] = os.environ[GIT_SHA_ENV]
     data = _read_json(Path(report_dir) / artifacts.DATA_REPORT)
     tags.update({f"data.{k}": short(v) for k, v in data.items()})
-    tags.update(metric_tags(headline_of(_read_json(Path(report_dir) / artifacts.EVAL_REPORT))))
+    report = _read_json(Path(report_dir) / artifacts.EVAL_REPORT)
+    tags.update(metric_tags(headline_of(report)))
+    tags.update(benchmark_tags(report))
     parent = mf.client(tracking_uri(cfg)).get_run(pipeline_run_id).data.tags
     tags.update({k: v for k, v in parent.items() if k.startswith("lineage.")})
     return tags

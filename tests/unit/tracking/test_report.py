@@ -37,6 +37,7 @@ from mmrlaif.tracking.report import (
     write_and_log_report,
     write_report,
 )
+from mmrlaif.tracking.steps import benchmark_tags
 
 ROOT = Path(__file__).resolve().parents[3]
 RUN_ID = "0123456789abcdef"
@@ -366,3 +367,24 @@ def test_cpu_tasks_import_neither_torch_nor_transformers() -> None:
         "loaded = {'torch', 'transformers'} & set(sys.modules); assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_field_benchmarks_say_when_not_the_reference_figures(rlaifv_run: Path) -> None:
+    run = next((rlaifv_run / "kfp").iterdir())
+    for folder in ("evaluate", "select-policy", "select-policy-2"):
+        path = run / folder / "report" / "eval.json"
+        report = json.loads(path.read_text())
+        report["benchmarks"] = {"amber_chair": 0.273, "pope_random_f1": 0.5}
+        report["benchmark_notes"] = {"amber": ["NLTK resource 'x' not found: <fallback>"]}
+        write_json(report, path)
+    html = _html(write_report(rlaifv_run))
+    assert "<h2>Field benchmarks</h2>" in html
+    assert "<td>amber_chair</td><td>27.3%</td>" in html
+    # the reason is shown, escaped; POPE (reference figures) has no note
+    assert "amber: not the reference script's figures</b>: NLTK resource" in html
+    assert "&lt;fallback&gt;" in html and "pope: not the reference" not in html
+    assert benchmark_tags(json.loads(path.read_text())) == {
+        "benchmark.amber.approximate": "NLTK resource 'x' not found: <fallback>",
+        "benchmark.amber.reference": "false",
+        "benchmark.pope.reference": "true",
+    }

@@ -180,18 +180,22 @@ def score_object_halbench_file(root: DataRoot, answers: Path) -> ScoredFile:
 
 
 def _caption_records(answers: Path) -> list[tuple[str, dict[str, Any]]]:
-    data = load_json(DataRoot(answers.parent, "chair"), answers.name)
-    if isinstance(data, dict):
-        if not isinstance(data.get("imgToEval"), dict):
-            raise BenchmarkFormatError(answers, None, "a JSON object needs an 'imgToEval' mapping")
-        records = [(f"imgToEval[{k!r}]", v) for k, v in data["imgToEval"].items()]
-        for label, record in records:
-            if not isinstance(record, dict):
-                raise BenchmarkFormatError(answers, label, "expected a JSON object")
-        if not records:
-            raise BenchmarkFormatError(answers, None, "no answers")
-        return records
-    return _records(answers, "chair")
+    root = DataRoot(answers.parent, "chair")
+    try:
+        data = load_json(root, answers.name)
+    except BenchmarkFormatError:
+        data = None  # JSON lines
+    if not isinstance(data, dict) or "imgToEval" not in data:
+        return _records(answers, "chair")  # a JSON array or JSON lines
+    if not isinstance(data["imgToEval"], dict):
+        raise BenchmarkFormatError(answers, None, "a JSON object needs an 'imgToEval' mapping")
+    records = [(f"imgToEval[{k!r}]", v) for k, v in data["imgToEval"].items()]
+    for label, record in records:
+        if not isinstance(record, dict):
+            raise BenchmarkFormatError(answers, label, "expected a JSON object")
+    if not records:
+        raise BenchmarkFormatError(answers, None, "no answers")
+    return records
 
 
 def score_chair_file(root: DataRoot, answers: Path) -> ScoredFile:

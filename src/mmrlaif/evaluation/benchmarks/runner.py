@@ -154,6 +154,19 @@ class BenchmarkReport:
         """The report as JSON-serialisable data."""
         return {"results": self.results, "headline": self.headline, "seconds": self.seconds}
 
+    def notes(self) -> dict[str, list[str]]:
+        """Benchmark -> why its figures are not the reference script's (only those that are
+        not): a non-reference answer rule, or each fallback for a missing NLTK/spaCy resource."""
+        notes = {}
+        for name, result in self.results.items():
+            if result.get("reference", True):
+                continue
+            why = list(result.get("approximate") or [])
+            if result.get("answer_rule") not in (None, "reference"):
+                why.insert(0, f"answer rule {result['answer_rule']!r}, not the reference's")
+            notes[name] = why
+        return notes
+
 
 # What scoring returns: full result, headline figures, per-item extras for the answers file.
 _Scored = tuple[dict[str, Any], dict[str, float], list[dict[str, Any]] | None]

@@ -115,3 +115,72 @@ def test_mmhal_filled_template_rated_by_the_judge(bench_data, judge_server, tmp_
     scored = _score("mmhal", None, answers, "--set", endpoint)
     assert scored["headline"]["mmhal_score"] == pytest.approx(2.75)
     assert scored["headline"]["mmhal_hallucination_rate"] == pytest.approx(0.5)
+
+
+def test_chair_caption_file_as_rohrbach(fixtures_dir, tmp_path):
+    # a CHAIR data root: Rohrbach's synonyms.txt and the COCO annotations
+    root = tmp_path / "chair"
+    (root / "annotations").mkdir(parents=True)
+    (root / "synonyms.txt").write_text((fixtures_dir / "chair" / "synonyms.txt").read_text())
+    for file in (fixtures_dir / "object_halbench" / "annotations").iterdir():
+        (root / "annotations" / file.name).write_text(file.read_text())
+    captions = {
+        # truth {dog, person, car}: boy, dog (x2) correct; "bus" singularizes to "bu": no word
+        "101": "A boy and his dog, dog near a bus.",
+        # truth {toilet, sink}: toilet; "seats" is no chair beside a toilet; a cat is hallucinated
+        "102": "A toilet with two seats and a cat.",
+        # truth {dining table, cup}: " skier" (leading space in the file) never matches
+        "103": "A skier at a table.",
+    }
+    answers = tmp_path / "captions.json"
+    answers.write_text(
+        json.dumps(
+            {
+                "overall": {},
+                "imgToEval": {k: {"image_id": int(k), "caption": c} for k, c in captions.items()},
+            }
+        )
+    )
+    scored = _score("chair", root, answers)
+    # COCO words: person, dog, dog | toilet, cat | dining table -> 6, hallucinated: cat -> 1/6
+    assert scored["headline"]["chair_i"] == pytest.approx(1 / 6)
+    # hallucinating captions: 102 -> CHAIR_s over all 3 captions: 1/3
+    assert scored["headline"]["chair_s"] == pytest.approx(1 / 3)
+    assert scored["result"]["reference"] is True and scored["result"]["approximate"] == []
+    # JSON lines of {"image_id", "caption"} read the same
+    lines = tmp_path / "captions.jsonl"
+    lines.write_text(
+        "\n".join(json.dumps({"image_id": int(k), "caption": c}) for k, c in captions.items())
+    )
+    assert _score("chair", root, lines)["headline"] == scored["headline"]
+    (root / "synonyms.txt").unlink()
+    with pytest.raises(Exception, match=r"synonym file not found.*LisaAnne/Hallucination"):
+        from mmrlaif.evaluation.benchmarks.answer_files import score_chair_file
+
+        score_chair_file(DataRoot(root, "chair"), answers)
+
+
+def test_fallbacks_are_marked_approximate(bench_data):
+    from mmrlaif.evaluation.benchmarks.chair import ChairVocabulary, chair_metrics
+    from mmrlaif.evaluation.benchmarks.nlp import ReferenceNlp, reference_marks
+
+    root = DataRoot(bench_data["object_halbench"], "object_halbench")
+    vocabulary = ChairVocabulary.load(root, "rlaifv")
+    nlp = ReferenceNlp(spacy_model=None, missing=("punkt_tab", "wordnet"))
+    # without WordNet "dogs" stays "dogs" (no match); without punkt_tab "dog." after a
+    # sentence break is still split by the untrained Punkt tokenizer
+    result = chair_metrics(["Two dogs. A dog. Dogs sleep."], [{"dog"}], vocabulary, nlp)
+    assert result.n_words == 1
+    marks = reference_marks(nlp)
+    assert marks["reference"] is False
+    assert [m.split(":")[0] for m in marks["approximate"]] == [
+        "NLTK resource 'punkt_tab' not found",
+        "NLTK resource 'wordnet' not found",
+    ]
+    exact = ReferenceNlp(spacy_model=None)
+    assert (
+        chair_metrics(["Two dogs. A dog. Dogs sleep."], [{"dog"}], vocabulary, exact).n_words == 3
+    )
+    assert reference_marks(exact) == {"reference": True, "approximate": []}
+    with pytest.raises(ValueError, match="unknown NLTK resource"):
+        ReferenceNlp(missing=("punkt",))

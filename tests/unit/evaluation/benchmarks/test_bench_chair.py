@@ -40,7 +40,7 @@ def rohrbach() -> ChairVocabulary:
 
 @pytest.fixture(scope="module")
 def rlaifv() -> ChairVocabulary:
-    text = (Path(__file__).parent / "fixtures" / "object_halbench" / "synonyms_refine.txt")
+    text = Path(__file__).parent / "fixtures" / "object_halbench" / "synonyms_refine.txt"
     return ChairVocabulary.parse(text.read_text(), "rlaifv")
 
 
