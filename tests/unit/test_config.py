@@ -290,6 +290,10 @@ def test_selection_keys_are_checked_at_load(tmp_path):
             tiny,
             {"pipeline.select_metric": "mmhal_score", "eval.benchmarks.data": {"mmhal": "/x"}},
         )
+    with pytest.raises(ConfigError, match=r"objhal_extractor llm needs an OpenAI-compatible"):
+        load_config(tiny, {"eval.benchmarks.objhal_extractor": "llm"})
+    with pytest.raises(ConfigError, match=r"amber_answer_rule"):
+        load_config(tiny, {"eval.benchmarks.amber_answer_rule": "strict"})
     with pytest.raises(ConfigError, match=r"eval.benchmarks.data.pope: 'toyworld' .* amber only"):
         load_config(tiny, {"eval.benchmarks.data": {"pope": "toyworld"}})
     with pytest.raises(ConfigError, match=r"pipeline.select_every: checkpoints are weighed"):

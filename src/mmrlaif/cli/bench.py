@@ -52,7 +52,18 @@ def _cmd_bench(cfg: Config, args: argparse.Namespace) -> None:
     elif name == "amber":
         scored = af.score_amber_file(root, args.answers, bench.amber_answer_rule, bench.spacy_model)
     elif name == "object_halbench":
-        scored = af.score_object_halbench_file(root, args.answers)
+        extractor = None
+        if bench.objhal_extractor == "llm":
+            from mmrlaif.evaluation.benchmarks.object_halbench_llm import LLMObjectExtractor
+            from mmrlaif.models.openai_client import OpenAIClient
+
+            client = OpenAIClient(
+                bench.objhal_extractor_endpoint, bench.objhal_extractor_api_key_env
+            )
+            extractor = LLMObjectExtractor(client, bench.objhal_extractor_model)
+        scored = af.score_object_halbench_file(
+            root, args.answers, extractor, bench.objhal_spacy_model
+        )
     elif name == "chair":
         scored = af.score_chair_file(root, args.answers)
     else:

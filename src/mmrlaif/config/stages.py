@@ -371,6 +371,13 @@ class BenchmarksConfig:
             ``null``: no similarity step, figures marked approximate). Where the model or NLTK's
             data is not installed, the figures are computed with a fallback and marked
             approximate in ``benchmarks.json``, MLflow and the report.
+        objhal_extractor: How Object HalBench finds an answer's objects: ``lexicon`` (the
+            synonym file over NLTK tokens: RLAIF-V's script without ``--use_gpt``) or ``llm``
+            (an LLM lists them, as RLAIF-V's published figures were made).
+        objhal_extractor_endpoint: OpenAI-compatible API of that LLM (needed for ``llm``).
+        objhal_extractor_model: Its model name there (RLAIF-V: ``gpt-3.5-turbo-0613``).
+        objhal_extractor_api_key_env: Environment variable holding its API key.
+        objhal_spacy_model: spaCy model normalising the LLM's objects (``en_core_web_trf``).
         judge_endpoint: OpenAI-compatible API of the MMHal-Bench judge (needed for ``mmhal``).
         judge_model: The judge's model name on that server.
         judge_api_key_env: Environment variable holding the judge's API key.
@@ -386,6 +393,11 @@ class BenchmarksConfig:
     amber_query_file: str = "query_all.json"
     amber_answer_rule: Literal["reference", "lenient"] = "reference"
     spacy_model: str | None = "en_core_web_lg"
+    objhal_extractor: Literal["lexicon", "llm"] = "lexicon"
+    objhal_extractor_endpoint: str | None = None
+    objhal_extractor_model: str = "gpt-3.5-turbo-0613"
+    objhal_extractor_api_key_env: str = "OPENAI_API_KEY"
+    objhal_spacy_model: str | None = "en_core_web_trf"
     judge_endpoint: str | None = None
     judge_model: str = "gpt-4-0314"
     judge_api_key_env: str = "OPENAI_API_KEY"
@@ -400,6 +412,11 @@ class BenchmarksConfig:
             raise ConfigError(
                 f"data: no data root for {', '.join(missing)} "
                 f"(set eval.benchmarks.data.{missing[0]} to its folder or s3:// prefix)"
+            )
+        if self.objhal_extractor == "llm" and not self.objhal_extractor_endpoint:
+            raise ConfigError(
+                "objhal_extractor_endpoint: objhal_extractor llm needs an OpenAI-compatible "
+                "endpoint"
             )
         if "mmhal" in self.run and not self.judge_endpoint:
             raise ConfigError("judge_endpoint: mmhal needs an OpenAI-compatible judge endpoint")

@@ -59,6 +59,12 @@ def run_field_benchmarks(
             model, processor, images, prompts, cfg.max_new_tokens, cfg.batch_size
         )
 
+    extractor = None
+    if "object_halbench" in names and cfg.objhal_extractor == "llm":
+        from mmrlaif.evaluation.benchmarks.object_halbench_llm import LLMObjectExtractor
+
+        client = OpenAIClient(cfg.objhal_extractor_endpoint, cfg.objhal_extractor_api_key_env)
+        extractor = LLMObjectExtractor(client, cfg.objhal_extractor_model)
     judge = None
     if "mmhal" in names:
         client = OpenAIClient(cfg.judge_endpoint, cfg.judge_api_key_env)
@@ -72,9 +78,17 @@ def run_field_benchmarks(
         amber_query_file=cfg.amber_query_file,
         amber_answer_rule=cfg.amber_answer_rule,
         spacy_model=cfg.spacy_model,
+        objhal_extractor=cfg.objhal_extractor,
+        objhal_spacy_model=cfg.objhal_spacy_model,
     )
     report = run_benchmarks(
-        names, data or cfg.data, answer, judge=judge, out_dir=out_dir, options=options
+        names,
+        data or cfg.data,
+        answer,
+        judge=judge,
+        object_extractor=extractor,
+        out_dir=out_dir,
+        options=options,
     )
     logger.info("benchmarks %s: %s", ", ".join(names), report.headline)
     for name, why in report.notes().items():

@@ -44,6 +44,11 @@ from mmrlaif.evaluation.benchmarks.object_halbench import (
     object_halbench_headline,
     object_halbench_metrics,
 )
+from mmrlaif.evaluation.benchmarks.object_halbench_llm import (
+    DEFAULT_EXTRACTOR_SPACY_MODEL,
+    LLMObjectExtractor,
+    object_halbench_llm_metrics,
+)
 from mmrlaif.evaluation.benchmarks.pope import POPE_FILE_PATTERN, load_pope_split, score_pope
 
 logger = logging.getLogger(__name__)
@@ -160,22 +165,37 @@ def _image_ids(answers: Path, records: list[tuple[str, dict[str, Any]]]) -> list
     return ids
 
 
-def score_object_halbench_file(root: DataRoot, answers: Path) -> ScoredFile:
-    """Object HalBench: answers with their COCO ``image_id`` against CHAIR's ground truth."""
+def score_object_halbench_file(
+    root: DataRoot,
+    answers: Path,
+    extractor: LLMObjectExtractor | None = None,
+    spacy_model: str | None = DEFAULT_EXTRACTOR_SPACY_MODEL,
+) -> ScoredFile:
+    """Object HalBench: answers with their COCO ``image_id`` against CHAIR's ground truth, by
+    the lexicon path, or by the GPT path when an LLM ``extractor`` is given."""
     records = _records(answers, "object_halbench")
     image_ids = _image_ids(answers, records)
-    texts = []
+    questions, texts = [], []
     for label, record in records:
-        _text(answers, label, record, ("question", "prompt"))  # the script requires one
+        questions.append(_text(answers, label, record, ("question", "prompt")))
         texts.append(_text(answers, label, record, ("text", "answer")))
     vocabulary = ChairVocabulary.load(root, "rlaifv")
-    nlp = ReferenceNlp(spacy_model=None)
+    nlp = ReferenceNlp(spacy_model=spacy_model if extractor else None)
     truth = load_coco_ground_truth(root, set(image_ids), vocabulary, nlp)
-    result = object_halbench_metrics(texts, [truth[i] for i in image_ids], vocabulary, nlp)
+    gt = [truth[i] for i in image_ids]
+    if extractor is not None:
+        names = [f"{answers.name} {label}" for label, _ in records]
+        result, _ = object_halbench_llm_metrics(
+            questions, texts, gt, vocabulary, extractor, nlp, names
+        )
+    else:
+        result = object_halbench_metrics(texts, gt, vocabulary, nlp)
     headline = {
         f"object_halbench_{k}": float(v) for k, v in object_halbench_headline(result).items()
     }
-    data = result.to_dict() | reference_marks(nlp)
+    data = (
+        result.to_dict() | reference_marks(nlp) | {"extractor": "llm" if extractor else "lexicon"}
+    )
     return ScoredFile("object_halbench", headline, data, len(texts))
 
 

@@ -39,7 +39,7 @@ NLTK_RESOURCES: dict[str, str] = {
 FALLBACKS: dict[str, str] = {
     "punkt_tab": "sentences split by an untrained Punkt tokenizer (no abbreviation list)",
     "wordnet": "words are not lemmatised",
-    "averaged_perceptron_tagger_eng": "nouns found by AMBER's vocabulary instead of POS tags",
+    "averaged_perceptron_tagger_eng": "nouns found without POS tags",
     "spacy": "no word-similarity matching",
 }
 
@@ -78,15 +78,16 @@ class ReferenceNlp:
             raise ValueError(f"unknown NLTK resource(s) {unknown}; one of {list(NLTK_RESOURCES)}")
         self._used_fallbacks: dict[str, str] = {}
 
-    def _fallback(self, name: str) -> None:
-        if name not in self._used_fallbacks:
-            detail = FALLBACKS[name]
+    def _fallback(self, name: str, instead: str | None = None) -> None:
+        key = name if instead is None else f"{name}: {instead}"
+        if key not in self._used_fallbacks:
+            detail = instead or FALLBACKS[name]
             if name == "spacy":
                 detail = f"spaCy model {self.spacy_model!r} not installed: {detail}"
             else:
                 detail = f"NLTK resource {name!r} not found: {detail}"
             logger.warning("benchmark figures are approximate: %s", detail)
-            self._used_fallbacks[name] = detail
+            self._used_fallbacks[key] = detail
 
     def approximations(self) -> list[str]:
         """The fallbacks used so far, one sentence each (empty: the reference's own calls)."""
@@ -155,6 +156,23 @@ class ReferenceNlp:
             return spacy.load(self.spacy_model)
         except (ImportError, OSError):
             return None
+
+    def lemma_tags(self, text: str) -> list[tuple[str, str]]:
+        """(``token.lemma_``, ``token.tag_``) of every spaCy token of ``text``.
+
+        Without the spaCy model: NLTK tokens and tags with WordNet lemmas; without NLTK's tagger
+        too, ``a``/``an``/``the`` tagged ``DT`` and every other token ``NN``. Either is
+        recorded.
+        """
+        nlp = self._spacy
+        if nlp is not None:
+            return [(token.lemma_, token.tag_) for token in nlp(text)]
+        self._fallback("spacy", "NLTK tags and WordNet lemmas instead of spaCy's")
+        tokens = self.word_tokenize(text)
+        tagged = self.pos_tag(tokens) or [
+            (t, "DT" if t.lower() in ("a", "an", "the") else "NN") for t in tokens
+        ]
+        return [(self.lemmatize(w.lower()), tag) for w, tag in tagged]
 
     def similarity(self, threshold: float) -> Callable[[str, str], bool] | None:
         """AMBER's ``check_synonyms_word``: spaCy similarity of two words above ``threshold``.

@@ -50,6 +50,11 @@ from mmrlaif.evaluation.benchmarks.object_halbench import (
     object_halbench_headline,
     object_halbench_metrics,
 )
+from mmrlaif.evaluation.benchmarks.object_halbench_llm import (
+    DEFAULT_EXTRACTOR_SPACY_MODEL,
+    LLMObjectExtractor,
+    object_halbench_llm_metrics,
+)
 from mmrlaif.evaluation.benchmarks.pope import (
     POPE_ANSWER_RULES,
     POPE_FILE_PATTERN,
@@ -91,6 +96,9 @@ class BenchmarkOptions:
         spacy_model: AMBER's similarity model; ``None`` skips the step (marked approximate).
         object_halbench_file: The items file under the root.
         object_halbench_synonyms: RLAIF-V's synonym file under the root.
+        objhal_extractor: ``lexicon`` or ``llm`` (needs ``object_extractor`` in
+            :func:`run_benchmarks`).
+        objhal_spacy_model: spaCy model of the ``llm`` path's post-processing.
         coco_annotation_dir: Folder of the COCO ``instances_*``/``captions_*`` files.
         mmhal_file: The response template under the root.
         mmhal_image_dir: Folder of the MMHal images under the root.
@@ -109,6 +117,8 @@ class BenchmarkOptions:
     spacy_model: str | None = DEFAULT_SPACY_MODEL
     object_halbench_file: str = OBJECT_HALBENCH_FILE
     object_halbench_synonyms: str = RLAIFV_SYNONYMS_FILE
+    objhal_extractor: str = "lexicon"
+    objhal_spacy_model: str | None = DEFAULT_EXTRACTOR_SPACY_MODEL
     coco_annotation_dir: str = "annotations"
     mmhal_file: str = MMHAL_FILE
     mmhal_image_dir: str = MMHAL_IMAGE_DIR
@@ -130,6 +140,8 @@ class BenchmarkOptions:
             raise ConfigError(
                 f"amber_answer_rule: {self.amber_answer_rule!r} is not one of {POPE_ANSWER_RULES}"
             )
+        if self.objhal_extractor not in ("lexicon", "llm"):
+            raise ConfigError(f"objhal_extractor: {self.objhal_extractor!r} is not lexicon or llm")
         if "{split}" not in self.pope_file_pattern:
             raise ConfigError(f"pope_file_pattern needs '{{split}}': {self.pope_file_pattern!r}")
 
@@ -222,21 +234,34 @@ def _prepare_amber(root: DataRoot, opts: BenchmarkOptions) -> _Task:
     return _Task("amber", root, queries, score)
 
 
-def _prepare_object_halbench(root: DataRoot, opts: BenchmarkOptions) -> _Task:
+def _prepare_object_halbench(
+    root: DataRoot, opts: BenchmarkOptions, extractor: LLMObjectExtractor | None
+) -> _Task:
+    if opts.objhal_extractor == "llm" and extractor is None:
+        raise ConfigError("objhal_extractor llm needs an object extractor (an LLM endpoint)")
     items = _head(
         load_object_halbench_items(root, opts.object_halbench_file), opts, "object_halbench"
     )
     vocabulary = ChairVocabulary.load(root, "rlaifv", opts.object_halbench_synonyms)
-    nlp = ReferenceNlp(spacy_model=None)
+    nlp = ReferenceNlp(spacy_model=opts.objhal_spacy_model)
     truth = load_coco_ground_truth(
         root, {i.image_id for i in items}, vocabulary, nlp, opts.coco_annotation_dir
     )
     ground_truth = [truth[i.image_id] for i in items]
 
     def score(answers: list[str]) -> _Scored:
-        result = object_halbench_metrics(answers, ground_truth, vocabulary, nlp)
         extra = [{"image_id": i.image_id, "gt_objects": sorted(truth[i.image_id])} for i in items]
-        return result.to_dict() | reference_marks(nlp), object_halbench_headline(result), extra
+        if opts.objhal_extractor == "llm":
+            questions = [i.question for i in items]
+            names = [f"object_halbench/{i.record}" for i in items]
+            result, objects = object_halbench_llm_metrics(
+                questions, answers, ground_truth, vocabulary, extractor, nlp, names
+            )
+            extra = [e | {"objects": o} for e, o in zip(extra, objects, strict=True)]
+        else:
+            result = object_halbench_metrics(answers, ground_truth, vocabulary, nlp)
+        marks = reference_marks(nlp) | {"extractor": opts.objhal_extractor}
+        return result.to_dict() | marks, object_halbench_headline(result), extra
 
     return _Task("object_halbench", root, [i.query() for i in items], score)
 
@@ -288,6 +313,7 @@ def run_benchmarks(
     answer_fn: AnswerFn,
     *,
     judge: MMHalJudge | None = None,
+    object_extractor: LLMObjectExtractor | None = None,
     out_dir: str | Path | None = None,
     options: BenchmarkOptions | None = None,
 ) -> BenchmarkReport:
@@ -304,6 +330,8 @@ def run_benchmarks(
             module docstring for each layout.
         answer_fn: The model: a batch of (RGB PIL image, prompt) -> one answer string per pair.
         judge: The MMHal-Bench judge; required when ``"mmhal"`` is run.
+        object_extractor: The LLM listing Object HalBench answers' objects; required with
+            ``options.objhal_extractor == "llm"``.
         out_dir: If given (local folder or ``s3://`` prefix), the report is written to
             ``<out_dir>/benchmarks.json`` and each benchmark's answers (with item ids, prompts
             and per-item extras such as the judge's reply) to ``<out_dir>/answers/<name>.json``.
@@ -339,7 +367,7 @@ def run_benchmarks(
         elif name == "amber":
             task = _prepare_amber(root, opts)
         elif name == "object_halbench":
-            task = _prepare_object_halbench(root, opts)
+            task = _prepare_object_halbench(root, opts, object_extractor)
         else:
             task = _prepare_mmhal(root, opts, judge)
         check_images(root, task.queries)
