@@ -14,7 +14,7 @@ def evaluate(
     report: Output[Artifact],
     metrics: Output[Metrics],
 ):
-    """CHAIR_i, CHAIR_s, Cover and POPE on the eval split; CHAIR on validation."""
+    """ObjHal, RespHal, Cover and POPE on the eval split; CHAIR on validation."""
     from mmrlaif.config import parse_config
     from mmrlaif.evaluation.evaluate import evaluate_step
 

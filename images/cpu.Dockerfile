@@ -10,6 +10,7 @@ ARG TORCHVISION_VERSION=0.29.1
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 ARG PSYCOPG_VERSION=2.9.11
 # The benchmarks' reference NLP: NLTK data and AMBER's spaCy model, installed at build time.
+ARG SPACY_VERSION=3.8.18
 ARG NLTK_RESOURCES="punkt_tab wordnet averaged_perceptron_tagger_eng"
 ARG SPACY_MODEL_URL=https://github.com/explosion/spacy-models/releases/download/en_core_web_lg-3.8.0/en_core_web_lg-3.8.0-py3-none-any.whl
 ARG APP_UID=1000
@@ -35,8 +36,8 @@ COPY components ./components
 COPY pipelines ./pipelines
 COPY images ./images
 COPY configs ./configs
-RUN pip install --no-cache-dir ".[benchmarks]" "psycopg2-binary==${PSYCOPG_VERSION}" \
-        "${SPACY_MODEL_URL}" \
+RUN pip install --no-cache-dir . "psycopg2-binary==${PSYCOPG_VERSION}" "spacy==${SPACY_VERSION}" \
+        "en_core_web_lg @ ${SPACY_MODEL_URL}" \
     && python -m nltk.downloader -d /usr/local/share/nltk_data ${NLTK_RESOURCES} \
     && groupadd --gid "${APP_UID}" mmrlaif \
     && useradd --uid "${APP_UID}" --gid "${APP_UID}" --create-home --shell /usr/sbin/nologin mmrlaif

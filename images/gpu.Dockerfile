@@ -16,6 +16,7 @@ ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
 ARG DEEPSPEED_VERSION=0.19.8
 ARG FLASH_ATTN_VERSION=
 # The benchmarks' reference NLP: NLTK data and AMBER's spaCy model, installed at build time.
+ARG SPACY_VERSION=3.8.18
 ARG NLTK_RESOURCES="punkt_tab wordnet averaged_perceptron_tagger_eng"
 ARG SPACY_MODEL_URL=https://github.com/explosion/spacy-models/releases/download/en_core_web_lg-3.8.0/en_core_web_lg-3.8.0-py3-none-any.whl
 ARG APP_UID=1000
@@ -46,7 +47,8 @@ COPY pipelines ./pipelines
 COPY images ./images
 COPY configs ./configs
 # DeepSpeed builds its ops just in time (nvcc from the devel base); flash-attention only if asked.
-RUN uv pip install ".[benchmarks]" "deepspeed==${DEEPSPEED_VERSION}" "${SPACY_MODEL_URL}" \
+RUN uv pip install . "deepspeed==${DEEPSPEED_VERSION}" "spacy==${SPACY_VERSION}" \
+        "en_core_web_lg @ ${SPACY_MODEL_URL}" \
     && python -m nltk.downloader -d /usr/local/share/nltk_data ${NLTK_RESOURCES} \
     && if [ -n "${FLASH_ATTN_VERSION}" ]; then \
          uv pip install --no-build-isolation "flash-attn==${FLASH_ATTN_VERSION}"; \

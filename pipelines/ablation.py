@@ -4,7 +4,7 @@ Each seed fine-tunes its base policy once and every variant of that seed starts 
 policy (``model.name_or_path`` = its folder), so variants differ only in what they change. Runs
 are separate ``mmrlaif run`` processes, several at a time with ``jobs``. Results:
 ``results.json`` (every run's per-iteration figures), ``results.md`` (mean and spread over seeds
-per variant) and ``ablation.png`` (CHAIR_i and Cover against iteration).
+per variant) and ``ablation.png`` (ObjHal and Cover against iteration).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rlaifv_povid": {"pairs.add_povid": True},
 }
 #: Figures of the results table (lower is better for the first two).
-FIGURES = ("chair_i", "chair_s", "cover", "pope_adversarial_accuracy")
+FIGURES = ("object_hal", "response_hal", "cover", "pope_adversarial_accuracy")
 #: Each run's (and each base's) configuration, in its folder.
 CONFIG_FILE = "config.yaml"
 
@@ -264,8 +264,8 @@ def _run_of(variant: str, seed: int, summary: Mapping, seconds: float, cfg: Conf
 
 
 def summarize(runs: Sequence[AblationRun]) -> list[dict[str, Any]]:
-    """Per variant: mean and sd over seeds of the final figures, relative CHAIR_i change,
-    total pairs, falls of CHAIR_i at every iteration."""
+    """Per variant: mean and sd over seeds of the final figures, relative ObjHal change,
+    total pairs, falls of ObjHal at every iteration."""
     table = []
     for variant in dict.fromkeys(r.variant for r in runs):
         mine = [r for r in runs if r.variant == variant]
@@ -274,14 +274,14 @@ def summarize(runs: Sequence[AblationRun]) -> list[dict[str, Any]]:
             row[figure] = _mean_sd([r.headlines[-1][figure] for r in mine])
             row[f"base_{figure}"] = _mean_sd([r.headlines[0][figure] for r in mine])
         rel = [
-            r.headlines[-1]["chair_i"] / r.headlines[0]["chair_i"] - 1
+            r.headlines[-1]["object_hal"] / r.headlines[0]["object_hal"] - 1
             for r in mine
-            if r.headlines[0]["chair_i"]
+            if r.headlines[0]["object_hal"]
         ]
-        row["chair_i_change"] = _mean_sd(rel)
+        row["object_hal_change"] = _mean_sd(rel)
         row["pairs_total"] = _mean_sd([sum(r.pairs) for r in mine])
         row["falls_every_iteration"] = sum(
-            all(b["chair_i"] < a["chair_i"] for a, b in itertools.pairwise(r.headlines))
+            all(b["object_hal"] < a["object_hal"] for a, b in itertools.pairwise(r.headlines))
             for r in mine
         )
         row["seconds"] = _mean_sd([r.seconds for r in mine])
@@ -318,14 +318,14 @@ def markdown_table(table: Sequence[Mapping[str, Any]]) -> str:
         return f"{100 * cell['mean']:.2f} ± {100 * cell['sd']:.2f}"
 
     lines = [
-        "| variant | seeds | CHAIR_i | change vs base | CHAIR_s | Cover (base) "
+        "| variant | seeds | ObjHal | change vs base | RespHal | Cover (base) "
         "| POPE adv. acc. (base) | pairs | falls every iteration | wall s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in table:
         lines.append(
-            f"| {row['variant']} | {row['seeds']} | {pct(row['chair_i'])} "
-            f"| {100 * row['chair_i_change']['mean']:+.1f}% | {pct(row['chair_s'])} "
+            f"| {row['variant']} | {row['seeds']} | {pct(row['object_hal'])} "
+            f"| {100 * row['object_hal_change']['mean']:+.1f}% | {pct(row['response_hal'])} "
             f"| {pct(row['cover'])} ({100 * row['base_cover']['mean']:.2f}) "
             f"| {pct(row['pope_adversarial_accuracy'])} "
             f"({100 * row['base_pope_adversarial_accuracy']['mean']:.2f}) "
@@ -336,7 +336,7 @@ def markdown_table(table: Sequence[Mapping[str, Any]]) -> str:
 
 
 def plot(runs: Sequence[AblationRun], path: str | Path) -> Path:
-    """CHAIR_i and Cover against iteration: per variant the mean over seeds and its range."""
+    """ObjHal and Cover against iteration: per variant the mean over seeds and its range."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -344,7 +344,7 @@ def plot(runs: Sequence[AblationRun], path: str | Path) -> Path:
     fig = Figure(figsize=(10, 4))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
-    for ax, figure, title in zip(axes, ("chair_i", "cover"), ("CHAIR_i", "Cover"), strict=True):
+    for ax, figure, title in zip(axes, ("object_hal", "cover"), ("ObjHal", "Cover"), strict=True):
         for variant in dict.fromkeys(r.variant for r in runs):
             series = [[h[figure] * 100 for h in r.headlines] for r in runs if r.variant == variant]
             n = min(len(s) for s in series)

@@ -25,7 +25,7 @@ def test_ablate_writes_a_table_a_plot_shares_the_base_policy_and_resumes(
     table = (out / "results.md").read_text()
     assert table in printed
     rows = [line for line in table.splitlines() if line.startswith("| ")]
-    assert rows[0].startswith("| variant | seeds | CHAIR_i | change vs base |")
+    assert rows[0].startswith("| variant | seeds | ObjHal | change vs base |")
     assert [r.split(" | ")[0] for r in rows[2:]] == ["| iterative", "| dpo_only"]
     assert (out / "ablation.png").read_bytes()[:4] == b"\x89PNG"
     results = json.loads((out / "results.json").read_text())

@@ -29,10 +29,10 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     sets = [a for s in [*TINY, f"run.output_dir={tmp_path}"] for a in ("--set", s)]
     assert main(["demo", "--config", str(ROOT / "configs/tiny_cpu.yaml"), *sets]) == 0
     out = capsys.readouterr().out
-    for figure in ("chair_i", "chair_s", "cover", "pope_adversarial_accuracy"):
+    for figure in ("object_hal", "response_hal", "cover", "pope_adversarial_accuracy"):
         assert figure in out
     report = json.loads((tmp_path / "eval_base.json").read_text())
-    assert report["chair"]["n_responses"] == 6
+    assert report["objects"]["n_responses"] == 6
     assert (tmp_path / "sft" / "model" / "config.json").is_file()
     assert (tmp_path / "world" / "prompts_align.parquet").is_file()
 

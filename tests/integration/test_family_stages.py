@@ -214,5 +214,5 @@ def test_dpo_full_and_lora_save_reload_generate_evaluate(twin, prompts, small_wo
         {},
         EvalConfig(max_new_tokens=6, batch_size=4, limit=2),
     )
-    assert report.chair.n_responses == 2
+    assert report.objects.n_responses == 2
     assert all(r.n == 4 for r in report.pope.values())

@@ -137,14 +137,14 @@ def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch
     parent = client.get_run(summary["run_id"])
     assert parent.info.status == "FINISHED"
     assert parent.data.params["dpo.trainer.num_train_epochs"] == "1"
-    history = client.get_metric_history(parent.info.run_id, "eval/chair_i")
+    history = client.get_metric_history(parent.info.run_id, "eval/object_hal")
     assert sorted(m.step for m in history) == [0, 1]
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"hallucination_vs_iteration.png", "summary.json"} <= parent_files
     child = _child(client, parent.info.run_id, 1)
     metrics = child.data.metrics
     for key in (
-        "eval/chair_i",
+        "eval/object_hal",
         "eval/cover",
         "eval/pope_adversarial_accuracy",
         "sampling/samples_out",
@@ -154,7 +154,7 @@ def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch
         "dpo/rewards/margins",
         "dpo/rewards/accuracies",
         "selection/keep_new",
-        "candidate/chair_i",
+        "candidate/object_hal",
     ):
         assert key in metrics, sorted(metrics)
     assert metrics["pairs/pairs_out"] == summary["iterations"][1]["pairs"]
@@ -166,9 +166,9 @@ def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch
     # iteration 1's model is a registered version with its lineage and figures
     first = client.get_model_version("test-policy", "1")
     assert first.tags["iteration"] == "1" and first.run_id == child.info.run_id
-    for tag in ("config_hash", "model_sha", "data.pairs_sha", "data.eval_sha", "metric.chair_i"):
+    for tag in ("config_hash", "model_sha", "data.pairs_sha", "data.eval_sha", "metric.object_hal"):
         assert first.tags[tag], tag
-    assert float(first.tags["metric.chair_i"]) == child.data.metrics["candidate/chair_i"]
+    assert float(first.tags["metric.object_hal"]) == child.data.metrics["candidate/object_hal"]
     # the final policy went through the gate: the first version of a model becomes champion
     registration = summary["registration"]
     assert registration["promoted"] is True and "no champion yet" in registration["reason"]

@@ -36,7 +36,7 @@ def test_tiny_twin_of_a_real_preset_runs_the_whole_pipeline(preset, tmp_path, mo
     model, _ = load_vlm(str(next(run_root.glob("**/train-dpo/trained/model"))))
     assert type(model).__name__.endswith("ForConditionalGeneration")
     report = json.loads(next(run_root.glob("**/evaluate/report/eval.json")).read_text())
-    assert report["chair"]["n_responses"] == 4
+    assert report["objects"]["n_responses"] == 4
     # selection on a held-out benchmark slice (the world's validation split in AMBER's layout),
     # the trained run's checkpoints competing with its final model, never the toy val figures
     evaluated = next(run_root.glob("**/evaluate-2/report/select.json"))

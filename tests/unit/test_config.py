@@ -299,7 +299,7 @@ def test_selection_keys_are_checked_at_load(tmp_path):
     with pytest.raises(ConfigError, match=r"pipeline.select_every: checkpoints are weighed"):
         load_config(tiny, {"pipeline.select_every": 2})  # tiny_cpu selects 'latest'
     with pytest.raises(ConfigError, match=r"pipeline.select_every: a whole number"):
-        load_config(tiny, {"pipeline.select_metric": "chair_i", "pipeline.select_every": 1.5})
+        load_config(tiny, {"pipeline.select_metric": "object_hal", "pipeline.select_every": 1.5})
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def _cmd_demo(cfg: Config, args: argparse.Namespace) -> None:
         world.pope,
         root / "eval_base.json",
     )
-    print(f"\nBase policy on the held-out eval split ({report.chair.n_responses} images):")
+    print(f"\nBase policy on the held-out eval split ({report.objects.n_responses} images):")
     _print_figures(report.headline())
     print(
         f"\nworld: {world.root}\nbase policy: {sft.model_dir}\n"
@@ -217,7 +217,7 @@ def _cmd_report(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _print_iterations(entries: list[dict]) -> None:
-    keys = ("chair_i", "chair_s", "cover", "pope_adversarial_accuracy")
+    keys = ("object_hal", "response_hal", "cover", "pope_adversarial_accuracy")
     print(f"  {'iteration':<10}" + "".join(f"{k:>27}" for k in keys) + f"{'pairs':>7}  kept")
     base = entries[0]["headline"]
     for e in entries:

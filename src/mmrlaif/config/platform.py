@@ -107,7 +107,7 @@ class GateConfig:
     """
 
     alias: str = "champion"
-    metric: Literal["chair_i", "chair_s"] = "chair_i"
+    metric: Literal["object_hal", "response_hal"] = "object_hal"
     min_improvement: float = 0.0
     cover_tolerance: float = 0.01
     pope_metric: str = "pope_adversarial_accuracy"

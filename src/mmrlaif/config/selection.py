@@ -13,8 +13,8 @@ BENCHMARK_NAMES = ("pope", "amber", "object_halbench", "mmhal")
 TOY_SELECT_METRICS: dict[str, bool] = {
     "object_f1": True,
     "cover": True,
-    "chair_i": False,
-    "chair_s": False,
+    "object_hal": False,
+    "response_hal": False,
 }
 #: Selection figures on a held-out slice of a real benchmark (its report's headline keys, and
 #: two harmonic means), and whether higher is better.

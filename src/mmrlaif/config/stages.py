@@ -627,7 +627,7 @@ class PipelineConfig:
             time.
         select_metric: The figure that decides which policy an iteration carries forward (the
             new one or the incumbent). On the toy world's validation split: ``object_f1``
-            (harmonic mean of 1 - CHAIR_i and Cover), ``chair_i``, ``chair_s`` (lower is
+            (harmonic mean of 1 - ObjHal and Cover), ``object_hal``, ``response_hal`` (lower is
             better) or ``cover``. On a held-out slice of a real benchmark (the first
             ``select_items`` items of its data root in ``eval.benchmarks.data``, scored by the
             same code as the reports, which then leave those items out): a benchmark headline

@@ -1,1 +1,1 @@
-"""Hallucination measures: CHAIR_i, CHAIR_s, Cover and POPE, on the lexicon of a world."""
+"""Hallucination measures: ObjHal, RespHal, Cover and POPE, on the lexicon of a world."""

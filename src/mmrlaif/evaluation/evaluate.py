@@ -16,10 +16,10 @@ from mmrlaif import artifacts
 from mmrlaif.config import Config, EvalConfig, ModelConfig
 from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.evaluation.metrics import (
-    ChairResult,
+    ObjectHalResult,
     PopeResult,
-    chair,
     headline_of,
+    object_hallucination,
     pope_from_answers,
 )
 from mmrlaif.io import cell_to_image, read_rows, write_json
@@ -35,7 +35,7 @@ class EvalReport:
     """Figures of one evaluation.
 
     Attributes:
-        chair: Description metrics (CHAIR_i, CHAIR_s, Cover) on the eval prompts.
+        objects: Description metrics (ObjHal, RespHal, Cover) on the eval prompts.
         pope: POPE results per negative-sampling category.
         hallucinated_partner_share: Share of hallucinated mentions that name an absent
             co-occurring partner of an object in the image (the language prior at work).
@@ -45,7 +45,7 @@ class EvalReport:
             lenient answer rule, a missing NLTK/spaCy resource); absent when they are.
     """
 
-    chair: ChairResult
+    objects: ObjectHalResult
     pope: dict[str, PopeResult]
     hallucinated_partner_share: float
     examples: list[dict[str, Any]] = field(default_factory=list)
@@ -55,7 +55,7 @@ class EvalReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
         out = {
-            "chair": self.chair.to_dict(),
+            "objects": self.objects.to_dict(),
             "pope": {k: v.to_dict() for k, v in self.pope.items()},
             "hallucinated_partner_share": self.hallucinated_partner_share,
             "examples": self.examples,
@@ -128,7 +128,7 @@ def evaluate_policy(
         progress_every=5,
     )
     ground_truth = [list(p["objects"]) for p in prompts]
-    chair_result = chair(responses, ground_truth, lexicon)
+    hal_result = object_hallucination(responses, ground_truth, lexicon)
     pope_results: dict[str, PopeResult] = {}
     counts = Counter(r["category"] for r in pope_rows)
     for category in cfg.pope_categories:
@@ -154,7 +154,7 @@ def evaluate_policy(
         for p, r in list(zip(prompts, responses, strict=True))[:8]
     ]
     report = EvalReport(
-        chair_result,
+        hal_result,
         pope_results,
         partner_share(responses, ground_truth, lexicon, partners),
         examples,
@@ -242,7 +242,7 @@ def selection_figures(
             out_dir / artifacts.VAL_REPORT,
             loaded,
         )
-        figures = {k: float(v) for k, v in report.chair.to_dict().items() if _is_number(v)}
+        figures = {k: float(v) for k, v in report.objects.to_dict().items() if _is_number(v)}
         return figures, report
     figures, _ = run_field_benchmarks(  # a non-reference figure is logged as such there
         cfg.eval.benchmarks,

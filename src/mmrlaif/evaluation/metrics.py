@@ -1,7 +1,11 @@
-"""Object-hallucination metrics: CHAIR and POPE.
+"""Object-hallucination metrics of the toy world: ObjHal / RespHal / Cover, and POPE.
 
-* CHAIR (Rohrbach et al., 2018) scores free-form responses against the ground-truth objects of
-  each image, using a :class:`~mmrlaif.evaluation.lexicon.Lexicon` to find object mentions.
+* :func:`object_hallucination` scores free-form responses against the ground-truth objects of
+  each image, using a :class:`~mmrlaif.evaluation.lexicon.Lexicon` to find object mentions. It is
+  CHAIR-like but *not* Rohrbach's CHAIR, and is named apart from it: ObjHal counts each distinct
+  object once per response (CHAIR_i counts every occurrence) and RespHal divides by the responses
+  that name an object (CHAIR_s by all responses). Rohrbach's CHAIR, as its script computes it,
+  is :mod:`mmrlaif.evaluation.benchmarks.chair`.
 * POPE (Li et al., 2023, "Evaluating Object Hallucination in Large Vision-Language Models") scores
   yes/no answers to "Is there a <object> in the image?" questions as binary classification with
   "yes" as the positive class.
@@ -32,17 +36,18 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 @dataclass(frozen=True)
-class ChairResult:
-    """CHAIR scores over a set of responses.
+class ObjectHalResult:
+    """ObjHal, RespHal and Cover over a set of responses (not Rohrbach's CHAIR: module docstring).
 
     Each distinct object a response mentions counts once for that response, however often it is
     mentioned ("a dog and another dog" is one mention of dog).
 
     Attributes:
-        chair_i: Hallucinated mentions / all mentions; 0.0 when there are no mentions at all.
-        chair_s: Responses with at least one hallucinated object / responses mentioning at least
-            one object; 0.0 when no response mentions an object. Responses without mentions are
-            left out of the denominator.
+        object_hal: ObjHal: hallucinated mentions / all mentions (distinct objects per
+            response); 0.0 when there are no mentions at all.
+        response_hal: RespHal: responses with at least one hallucinated object / responses
+            mentioning at least one object; 0.0 when no response mentions an object. Responses
+            without mentions are left out of the denominator.
         cover: Ground-truth objects mentioned / all ground-truth objects, summed over responses;
             0.0 when there are no ground-truth objects.
         n_responses: Number of responses.
@@ -54,8 +59,8 @@ class ChairResult:
         hallucinated_by_object: Canonical name -> hallucinated mentions of it, sorted by name.
     """
 
-    chair_i: float
-    chair_s: float
+    object_hal: float
+    response_hal: float
     cover: float
     n_responses: int
     n_responses_with_mentions: int
@@ -70,10 +75,10 @@ class ChairResult:
         return asdict(self)
 
 
-def chair(
+def object_hallucination(
     responses: Sequence[str], ground_truth: Sequence[Sequence[str]], lexicon: Lexicon
-) -> ChairResult:
-    """Compute CHAIR_i, CHAIR_s and coverage.
+) -> ObjectHalResult:
+    """Compute ObjHal, RespHal and coverage.
 
     Args:
         responses: Model responses (captions or descriptions), one per image.
@@ -121,9 +126,9 @@ def chair(
         n_gt += len(gt)
         n_covered += len(gt.intersection(mentioned))
 
-    result = ChairResult(
-        chair_i=_ratio(n_hallucinated, n_mentions),
-        chair_s=_ratio(n_bad_responses, n_with_mentions),
+    result = ObjectHalResult(
+        object_hal=_ratio(n_hallucinated, n_mentions),
+        response_hal=_ratio(n_bad_responses, n_with_mentions),
         cover=_ratio(n_covered, n_gt),
         n_responses=len(responses),
         n_responses_with_mentions=n_with_mentions,
@@ -267,11 +272,11 @@ def _pope(predictions: Sequence[bool], labels: Sequence[bool], n_unparsed: int) 
 
 def headline_of(report: Mapping[str, Any]) -> dict[str, float]:
     """The flat figures of a report in its JSON form (``EvalReport.to_dict``)."""
-    chair_ = report["chair"]
+    objects = report["objects"]
     figures = {
-        "chair_i": float(chair_["chair_i"]),
-        "chair_s": float(chair_["chair_s"]),
-        "cover": float(chair_["cover"]),
+        "object_hal": float(objects["object_hal"]),
+        "response_hal": float(objects["response_hal"]),
+        "cover": float(objects["cover"]),
         "hallucinated_partner_share": float(report["hallucinated_partner_share"]),
     }
     for category, result in report.get("pope", {}).items():

@@ -36,7 +36,7 @@ FINAL = "final"
 CANDIDATES_SUBDIR = "candidates"
 #: Derived figures: harmonic means of object precision and recall, from a headline's keys.
 _F1_PARTS: dict[str, tuple[str, str]] = {
-    "object_f1": ("chair_i", "cover"),
+    "object_f1": ("object_hal", "cover"),
     "amber_object_f1": ("amber_chair", "amber_cover"),
     "object_halbench_object_f1": (
         "object_halbench_mention_hallucination_rate",
@@ -45,13 +45,13 @@ _F1_PARTS: dict[str, tuple[str, str]] = {
 }
 
 
-def object_f1(chair_i: float, cover: float) -> float:
-    """Harmonic mean of object precision (1 - CHAIR_i) and object recall (Cover).
+def object_f1(object_hal: float, cover: float) -> float:
+    """Harmonic mean of object precision (1 - ObjHal) and object recall (Cover).
 
     Rewards naming the objects that are there without naming ones that are not, so a policy
     cannot win by saying less.
     """
-    precision = 1.0 - chair_i
+    precision = 1.0 - object_hal
     total = precision + cover
     return 2 * precision * cover / total if total else 0.0
 

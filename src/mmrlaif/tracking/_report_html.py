@@ -27,7 +27,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _QUESTION = re.compile(r"USER:\s*(?:<image>)?\s*(?P<q>.*?)\s*ASSISTANT:\s*$", re.S)
 _LEXICON_CLAIM = re.compile(r"there (?:is|are) (?:an? |some )?(?P<s>.+?) in the image\.?", re.I)
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-_MEASURES = (("chair_i", "CHAIR_i"), ("chair_s", "CHAIR_s"), ("cover", "Cover"))
+_MEASURES = (("object_hal", "ObjHal"), ("response_hal", "RespHal"), ("cover", "Cover"))
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
@@ -124,8 +124,8 @@ def header(data: RunData, generated: str) -> str:
 
 
 def hallucination_section(its: Sequence[IterationData]) -> str | None:
-    """CHAIR_i, CHAIR_s, Cover of the policy carried forward and of each trained candidate."""
-    if not any("chair_i" in it.headline for it in its):
+    """ObjHal, RespHal, Cover of the policy carried forward and of each trained candidate."""
+    if not any("object_hal" in it.headline for it in its):
         return None
     kept = {True: "trained (new)", False: "incumbent", None: "–"}
     rows = []

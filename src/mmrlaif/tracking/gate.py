@@ -50,7 +50,7 @@ def decide(
     """Compare a candidate's figures with the champion's.
 
     Args:
-        candidate: The candidate's headline figures (``chair_i``, ``cover``, POPE...).
+        candidate: The candidate's headline figures (``object_hal``, ``cover``, POPE...).
         champion: The champion's, or ``None`` when no version holds the alias yet.
         gate: Metric, required improvement and tolerances.
 

@@ -133,7 +133,7 @@ def log_iteration(
         step_history: The Trainer's ``log_history``; each numeric entry (other than ``step``)
             becomes metric ``dpo/<key>`` at that entry's ``step``, ``epoch`` as ``dpo/epoch``.
         eval_report: Full evaluation report, logged as ``eval.json``.
-        headline: Headline measures, e.g. ``{"chair_i": 0.11}``, logged as ``eval/<key>`` with
+        headline: Headline measures, e.g. ``{"object_hal": 0.11}``, logged as ``eval/<key>`` with
             ``step=iteration`` on the child and on the parent (the parent shows the curve).
         artifacts: ``{name: path}``; each file or folder is logged under the artifact folder
             ``name``.
@@ -186,8 +186,8 @@ def finish_pipeline_run(
 
     Logged on the parent: ``hallucination_vs_iteration.png`` (when there are headlines),
     ``summary.json``, ``final/<key>`` for each measure of the last headline,
-    ``change/<key>_rel`` = (last - first) / first for ``chair_i`` and ``chair_s`` when first > 0,
-    and ``change/cover_pts`` = (last - first) * 100.
+    ``change/<key>_rel`` = (last - first) / first for ``object_hal`` and ``response_hal`` when
+    first > 0, and ``change/cover_pts`` = (last - first) * 100.
 
     Args:
         uri: Tracking URI.
@@ -231,7 +231,7 @@ def summarize_headlines(
 
     Returns:
         ``(final, change)``: ``final`` holds the numeric measures of the last headline;
-        ``change`` holds ``chair_i_rel`` / ``chair_s_rel`` (relative, when first > 0) and
+        ``change`` holds ``object_hal_rel`` / ``response_hal_rel`` (relative, when first > 0) and
         ``cover_pts`` (percentage points), for the keys present in both first and last.
     """
     if not headlines:
@@ -239,7 +239,7 @@ def summarize_headlines(
     first, last = headlines[0], headlines[-1]
     final = {k: v for k, v in ((k, mf.as_number(v)) for k, v in last.items()) if v is not None}
     change: dict[str, float] = {}
-    for key in ("chair_i", "chair_s"):
+    for key in ("object_hal", "response_hal"):
         a, b = mf.as_number(first.get(key)), mf.as_number(last.get(key))
         if a is not None and b is not None and a > 0:
             change[f"{key}_rel"] = (b - a) / a

@@ -16,9 +16,9 @@ from mmrlaif.tracking._mlflow import as_number
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PLOT_KEYS = ("chair_i", "chair_s", "cover")
+DEFAULT_PLOT_KEYS = ("object_hal", "response_hal", "cover")
 
-_LABELS = {"chair_i": "CHAIR_i", "chair_s": "CHAIR_s", "cover": "Cover"}
+_LABELS = {"object_hal": "ObjHal", "response_hal": "RespHal", "cover": "Cover"}
 
 
 def plot_iterations(

@@ -32,11 +32,11 @@ def test_evaluate_policy_reports_every_figure(small_world, tiny_model):
         PARTNERS,
         cfg,
     )
-    assert report.chair.n_responses == 5
+    assert report.objects.n_responses == 5
     assert set(report.pope) == {"random", "popular", "adversarial"}
     for result in report.pope.values():
         assert result.n == 10  # 5 images x (1 yes + 1 no)
     figures = report.headline()
-    assert {"chair_i", "chair_s", "cover", "pope_adversarial_accuracy"} <= set(figures)
+    assert {"object_hal", "response_hal", "cover", "pope_adversarial_accuracy"} <= set(figures)
     assert all(0.0 <= v <= 1.0 for v in figures.values())
     assert report.to_dict()["examples"][0]["prompt_id"] == "eval-00000"

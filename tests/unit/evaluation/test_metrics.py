@@ -8,9 +8,9 @@ import pytest
 
 from mmrlaif.evaluation.lexicon import Lexicon, UnknownObjectError
 from mmrlaif.evaluation.metrics import (
-    ChairResult,
+    ObjectHalResult,
     PopeResult,
-    chair,
+    object_hallucination,
     parse_yes_no,
     pope,
     pope_from_answers,
@@ -42,24 +42,24 @@ def test_chair_hand_example(lexicon: Lexicon) -> None:
         # mentions {table}; gt {table, ball} -> 1 mention, 0 hallucinated; covers table
         "An empty table.",
         # no mentions (the hot dog is an exclusion); gt {dog}
-        # -> left out of the CHAIR_s denominator; covers nothing
+        # -> left out of the RespHal denominator; covers nothing
         "A hot dog.",
         # mentions {ball, dog}; gt {cat} -> 2 mentions, 2 hallucinated; covers nothing
         "A tennis ball and dogs.",
     ]
     ground_truth = [["dog", "Mugs"], ["table", "ball"], ["puppy"], ["kitten", "cat"]]
 
-    result = chair(responses, ground_truth, lexicon)
+    result = object_hallucination(responses, ground_truth, lexicon)
 
     n_mentions = 3 + 1 + 0 + 2  # = 6
     n_hallucinated = 1 + 0 + 0 + 2  # = 3
     assert result.n_mentions == n_mentions
     assert result.n_hallucinated == n_hallucinated
-    assert result.chair_i == pytest.approx(3 / 6)
+    assert result.object_hal == pytest.approx(3 / 6)
     # 3 responses mention something; responses 0 and 3 hallucinate -> 2/3
     assert result.n_responses == 4
     assert result.n_responses_with_mentions == 3
-    assert result.chair_s == pytest.approx(2 / 3)
+    assert result.response_hal == pytest.approx(2 / 3)
     # gt objects: 2 + 2 + 1 + 1 (cat and kitten are one object) = 6; covered: 2 + 1 + 0 + 0 = 3
     assert result.n_gt_objects == 6
     assert result.n_gt_covered == 3
@@ -69,53 +69,58 @@ def test_chair_hand_example(lexicon: Lexicon) -> None:
 
 def test_chair_duplicate_mentions_counted_once_per_response(lexicon: Lexicon) -> None:
     # cat mentioned 3 times, dog twice; gt {dog}: 2 distinct mentions, 1 hallucinated -> 1/2
-    result = chair(["cat, kitten, cats, a dog and a puppy"], [["dog"]], lexicon)
+    result = object_hallucination(["cat, kitten, cats, a dog and a puppy"], [["dog"]], lexicon)
     assert (result.n_mentions, result.n_hallucinated) == (2, 1)
-    assert result.chair_i == pytest.approx(1 / 2)
-    assert result.chair_s == 1.0
+    assert result.object_hal == pytest.approx(1 / 2)
+    assert result.response_hal == 1.0
     assert result.hallucinated_by_object == {"cat": 1}
 
 
 def test_chair_no_hallucination(lexicon: Lexicon) -> None:
-    result = chair(["A cup on a table."], [["cup", "table", "dog"]], lexicon)
-    assert result.chair_i == 0.0
-    assert result.chair_s == 0.0
+    result = object_hallucination(["A cup on a table."], [["cup", "table", "dog"]], lexicon)
+    assert result.object_hal == 0.0
+    assert result.response_hal == 0.0
     assert result.cover == pytest.approx(2 / 3)  # cup, table of {cup, table, dog}
     assert result.hallucinated_by_object == {}
 
 
 def test_chair_edge_cases_are_zero(lexicon: Lexicon) -> None:
-    empty = chair([], [], lexicon)
-    assert (empty.chair_i, empty.chair_s, empty.cover, empty.n_responses) == (0.0, 0.0, 0.0, 0)
+    empty = object_hallucination([], [], lexicon)
+    assert (empty.object_hal, empty.response_hal, empty.cover, empty.n_responses) == (
+        0.0,
+        0.0,
+        0.0,
+        0,
+    )
 
     # No mentions anywhere and no ground truth at all.
-    result = chair(["Nothing to see.", ""], [[], []], lexicon)
-    assert (result.chair_i, result.chair_s, result.cover) == (0.0, 0.0, 0.0)
+    result = object_hallucination(["Nothing to see.", ""], [[], []], lexicon)
+    assert (result.object_hal, result.response_hal, result.cover) == (0.0, 0.0, 0.0)
     assert result.n_responses == 2
     assert result.n_responses_with_mentions == 0
 
 
 def test_chair_unknown_ground_truth_names_index_and_object(lexicon: Lexicon) -> None:
     with pytest.raises(UnknownObjectError, match=r"item 1.*'zebra'"):
-        chair(["a cup", "a dog"], [["cup"], ["dog", "zebra"]], lexicon)
+        object_hallucination(["a cup", "a dog"], [["cup"], ["dog", "zebra"]], lexicon)
 
 
 def test_chair_length_mismatch(lexicon: Lexicon) -> None:
     with pytest.raises(ValueError, match="2 responses but 1"):
-        chair(["a cup", "a dog"], [["cup"]], lexicon)
+        object_hallucination(["a cup", "a dog"], [["cup"]], lexicon)
 
 
 def test_chair_ground_truth_must_not_be_a_string(lexicon: Lexicon) -> None:
     with pytest.raises(ValueError, match="item 0"):
-        chair(["a cup"], ["cup"], lexicon)
+        object_hallucination(["a cup"], ["cup"], lexicon)
 
 
 def test_chair_to_dict_is_json(lexicon: Lexicon) -> None:
-    result = chair(["a cat"], [["dog"]], lexicon)
+    result = object_hallucination(["a cat"], [["dog"]], lexicon)
     data = json.loads(json.dumps(result.to_dict()))
-    assert data["chair_i"] == 1.0
+    assert data["object_hal"] == 1.0
     assert data["hallucinated_by_object"] == {"cat": 1}
-    assert ChairResult(**data) == result
+    assert ObjectHalResult(**data) == result
 
 
 # ----------------------------------------------------------------------------- POPE

@@ -46,10 +46,10 @@ def test_variants_change_only_what_they_name(tmp_path):
         variant_config(cfg, "both", 0, tmp_path, None)
 
 
-def _h(chair_i: float, cover: float) -> dict:
+def _h(object_hal: float, cover: float) -> dict:
     return {
-        "chair_i": chair_i,
-        "chair_s": 2 * chair_i,
+        "object_hal": object_hal,
+        "response_hal": 2 * object_hal,
         "cover": cover,
         "pope_adversarial_accuracy": 0.9,
     }
@@ -66,14 +66,14 @@ def test_summary_by_hand(tmp_path):
         AblationRun("one_shot", 0, [_h(0.10, 0.96), _h(0.05, 0.90)], [55], 8, ""),
     ]
     [iterative, one_shot] = summarize(runs)
-    # final CHAIR_i 0.04 and 0.09: mean 0.065, sd sqrt(((-.025)^2 + .025^2) / 1) = 0.035355
-    assert iterative["chair_i"]["mean"] == pytest.approx(0.065)
-    assert iterative["chair_i"]["sd"] == pytest.approx(0.0353553, rel=1e-5)
+    # final ObjHal 0.04 and 0.09: mean 0.065, sd sqrt(((-.025)^2 + .025^2) / 1) = 0.035355
+    assert iterative["object_hal"]["mean"] == pytest.approx(0.065)
+    assert iterative["object_hal"]["sd"] == pytest.approx(0.0353553, rel=1e-5)
     # relative change: 0.04/0.10 - 1 = -0.6 and 0.09/0.12 - 1 = -0.25 -> mean -0.425
-    assert iterative["chair_i_change"]["mean"] == pytest.approx(-0.425)
+    assert iterative["object_hal_change"]["mean"] == pytest.approx(-0.425)
     assert iterative["pairs_total"]["mean"] == 50  # 30 + 20 and 10 + 40
     assert iterative["falls_every_iteration"] == 1  # seed 1 rose from 0.08 to 0.09
-    assert one_shot["seeds"] == 1 and one_shot["chair_i"]["sd"] == 0.0
+    assert one_shot["seeds"] == 1 and one_shot["object_hal"]["sd"] == 0.0
     text = markdown_table([iterative, one_shot])
     assert "| iterative | 2 | 6.50 ± 3.54 | -42.5% |" in text
     assert "| one_shot | 1 | 5.00 ± 0.00 | -50.0% |" in text

@@ -9,21 +9,21 @@ from mmrlaif.tracking.gate import decide
 from mmrlaif.tracking.lineage import metric_tags, metrics_from_tags
 
 GATE = GateConfig(cover_tolerance=0.01, pope_tolerance=0.02)
-CHAMPION = {"chair_i": 0.10, "cover": 0.90, "pope_adversarial_accuracy": 0.85}
+CHAMPION = {"object_hal": 0.10, "cover": 0.90, "pope_adversarial_accuracy": 0.85}
 
 
 def test_first_candidate_takes_the_alias() -> None:
-    decision = decide({"chair_i": 0.2}, None, GATE)
+    decision = decide({"object_hal": 0.2}, None, GATE)
     assert decision.promoted and "no champion yet" in decision.reason
 
 
 def test_better_on_chair_within_tolerances_is_promoted() -> None:
-    # chair_i 0.10 -> 0.08; cover 0.90 -> 0.895 (drop 0.005 <= 0.01); POPE 0.85 -> 0.84
+    # object_hal 0.10 -> 0.08; cover 0.90 -> 0.895 (drop 0.005 <= 0.01); POPE 0.85 -> 0.84
     # (drop 0.01 <= 0.02)
-    cand = {"chair_i": 0.08, "cover": 0.895, "pope_adversarial_accuracy": 0.84}
+    cand = {"object_hal": 0.08, "cover": 0.895, "pope_adversarial_accuracy": 0.84}
     decision = decide(cand, CHAMPION, GATE)
     assert decision.promoted, decision.reason
-    assert "chair_i 0.1000 -> 0.0800" in decision.reason
+    assert "object_hal 0.1000 -> 0.0800" in decision.reason
 
 
 def test_equal_chair_is_not_an_improvement() -> None:
@@ -35,14 +35,14 @@ def test_equal_chair_is_not_an_improvement() -> None:
 def test_min_improvement_is_required() -> None:
     gate = GateConfig(min_improvement=0.03)
     # 0.10 - 0.08 = 0.02 < 0.03
-    decision = decide(CHAMPION | {"chair_i": 0.08}, CHAMPION, gate)
+    decision = decide(CHAMPION | {"object_hal": 0.08}, CHAMPION, gate)
     assert not decision.promoted and "by more than 0.03" in decision.reason
-    assert decide(CHAMPION | {"chair_i": 0.06}, CHAMPION, gate).promoted
+    assert decide(CHAMPION | {"object_hal": 0.06}, CHAMPION, gate).promoted
 
 
 def test_each_regression_is_named() -> None:
-    # cover drops 0.02 > 0.01, POPE drops 0.03 > 0.02: both named, though chair_i improved
-    cand = {"chair_i": 0.01, "cover": 0.88, "pope_adversarial_accuracy": 0.82}
+    # cover drops 0.02 > 0.01, POPE drops 0.03 > 0.02: both named, though object_hal improved
+    cand = {"object_hal": 0.01, "cover": 0.88, "pope_adversarial_accuracy": 0.82}
     decision = decide(cand, CHAMPION, GATE)
     assert not decision.promoted
     assert "cover fell 0.9000 -> 0.8800" in decision.reason
@@ -51,15 +51,15 @@ def test_each_regression_is_named() -> None:
 
 def test_missing_figures() -> None:
     assert not decide({"cover": 1.0}, CHAMPION, GATE).promoted
-    no_pope = {"chair_i": 0.05, "cover": 0.9}
+    no_pope = {"object_hal": 0.05, "cover": 0.9}
     decision = decide(no_pope, CHAMPION, GATE)
     assert not decision.promoted and "no pope_adversarial_accuracy" in decision.reason
     # the champion lacks POPE: the check does not apply
-    assert decide(no_pope, {"chair_i": 0.1, "cover": 0.9}, GATE).promoted
+    assert decide(no_pope, {"object_hal": 0.1, "cover": 0.9}, GATE).promoted
 
 
 def test_metric_tags_round_trip_exactly() -> None:
-    headline = {"chair_i": 0.1 + 0.2, "cover": 1 / 3}
+    headline = {"object_hal": 0.1 + 0.2, "cover": 1 / 3}
     assert metrics_from_tags(metric_tags(headline) | {"other": "x"}) == headline
 
 
@@ -86,15 +86,15 @@ def test_gate_against_mlflow_server(mlflow_server, tmp_path, capsys) -> None:
     assert promote_version(mlflow_server.uri, name, first, GATE).promoted
     assert client.get_model_version_by_alias(name, "champion").version == first
 
-    worse = register({"chair_i": 0.12, "cover": 0.95, "pope_adversarial_accuracy": 0.9})
+    worse = register({"object_hal": 0.12, "cover": 0.95, "pope_adversarial_accuracy": 0.9})
     decision = promote_version(mlflow_server.uri, name, worse, GATE)
     assert not decision.promoted and decision.champion_version == first
     tags = client.get_model_version(name, worse).tags
     assert tags[DECISION_TAG] == "rejected"
-    assert "chair_i 0.1200 does not beat 0.1000" in tags[REASON_TAG]
+    assert "object_hal 0.1200 does not beat 0.1000" in tags[REASON_TAG]
     assert client.get_model_version_by_alias(name, "champion").version == first
 
-    better = register({"chair_i": 0.05, "cover": 0.9, "pope_adversarial_accuracy": 0.85})
+    better = register({"object_hal": 0.05, "cover": 0.9, "pope_adversarial_accuracy": 0.85})
     assert promote_version(mlflow_server.uri, name, better, GATE).promoted
     assert client.get_model_version_by_alias(name, "champion").version == better
     assert client.get_model_version(name, better).tags[DECISION_TAG] == "promoted"
@@ -104,11 +104,13 @@ def test_gate_against_mlflow_server(mlflow_server, tmp_path, capsys) -> None:
     # by hand, through the CLI: a worse candidate exits 1 with the reason; no such version: 2
     from mmrlaif.cli import main
 
-    again = register({"chair_i": 0.06, "cover": 0.9, "pope_adversarial_accuracy": 0.85})
+    again = register({"object_hal": 0.06, "cover": 0.9, "pope_adversarial_accuracy": 0.85})
     argv = ["promote", "--config", "configs/tiny_cpu.yaml", "--model", name]
     argv += ["--tracking-uri", mlflow_server.uri]
     assert main([*argv, "--version", again]) == 1
-    assert "rejected for champion: chair_i 0.0600 does not beat 0.0500" in capsys.readouterr().out
+    assert (
+        "rejected for champion: object_hal 0.0600 does not beat 0.0500" in capsys.readouterr().out
+    )
     assert main([*argv, "--version", "999"]) == 2
     assert "has no version 999" in capsys.readouterr().err
     assert client.get_model_version_by_alias(name, "champion").version == better

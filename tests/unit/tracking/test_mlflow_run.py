@@ -106,7 +106,7 @@ def test_two_iterations(
 ) -> None:
     uri, _ = store
     parent = start_pipeline_run(uri, "iterations", "run-2", {"n": 1})
-    base = log_iteration(uri, parent, 0, headline={"chair_i": 0.20, "cover": 0.50})
+    base = log_iteration(uri, parent, 0, headline={"object_hal": 0.20, "cover": 0.50})
 
     model_dir = tmp_path / "policy"
     model_dir.mkdir()
@@ -132,8 +132,8 @@ def test_two_iterations(
         uri,
         parent,
         1,
-        headline={"chair_i": 0.15, "cover": 0.60},
-        eval_report={"chair_i": 0.15, "per_image": [1, 2]},
+        headline={"object_hal": 0.15, "cover": 0.60},
+        eval_report={"object_hal": 0.15, "per_image": [1, 2]},
     )
     assert evaluated == trained != base
 
@@ -150,7 +150,7 @@ def test_two_iterations(
     assert "pairs/source" not in child.data.metrics
     assert "dpo/note" not in child.data.metrics and "dpo/step" not in child.data.metrics
 
-    curve = client.get_metric_history(parent, "eval/chair_i")
+    curve = client.get_metric_history(parent, "eval/object_hal")
     assert [(m.step, m.value) for m in sorted(curve, key=lambda m: m.step)] == [
         (0, 0.20),
         (1, 0.15),
@@ -187,7 +187,10 @@ def test_skipped_iteration_and_missing_artifact(
 
 
 def test_plot_iterations_writes_png(tmp_path: Path) -> None:
-    headlines = [{"chair_i": 0.2, "chair_s": 0.5, "cover": 0.5}, {"chair_i": 0.1, "cover": 0.6}]
+    headlines = [
+        {"object_hal": 0.2, "response_hal": 0.5, "cover": 0.5},
+        {"object_hal": 0.1, "cover": 0.6},
+    ]
     path = plot_iterations(headlines, tmp_path / "plots" / "h.png")
     data = path.read_bytes()
     assert data.startswith(PNG_MAGIC)
@@ -201,14 +204,14 @@ def test_plot_iterations_writes_png(tmp_path: Path) -> None:
 def test_finish_pipeline_run(store: tuple[str, Path], client: mlflow.MlflowClient) -> None:
     uri, root = store
     parent = start_pipeline_run(uri, "finish", "run-4", {})
-    headlines = [{"chair_i": 0.20, "cover": 0.50}, {"chair_i": 0.16, "cover": 0.55}]
+    headlines = [{"object_hal": 0.20, "cover": 0.50}, {"object_hal": 0.16, "cover": 0.55}]
     finish_pipeline_run(uri, parent, headlines, summary={"note": "ok"})
     run = client.get_run(parent)
     assert run.info.status == "FINISHED"
     # (0.16 - 0.20) / 0.20 = -0.2; (0.55 - 0.50) * 100 = 5 points.
-    assert run.data.metrics["change/chair_i_rel"] == pytest.approx(-0.2)
+    assert run.data.metrics["change/object_hal_rel"] == pytest.approx(-0.2)
     assert run.data.metrics["change/cover_pts"] == pytest.approx(5.0)
-    assert run.data.metrics["final/chair_i"] == pytest.approx(0.16)
+    assert run.data.metrics["final/object_hal"] == pytest.approx(0.16)
     assert {"hallucination_vs_iteration.png", "summary.json"} <= _artifacts(client, parent)
     summary = json.loads(
         Path(client.download_artifacts(parent, "summary.json", str(root))).read_text()

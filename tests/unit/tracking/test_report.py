@@ -22,7 +22,7 @@ from PIL import Image
 from mmrlaif import artifacts
 from mmrlaif.cli import main
 from mmrlaif.config import PairsConfig
-from mmrlaif.evaluation.metrics import chair, pope
+from mmrlaif.evaluation.metrics import object_hallucination, pope
 from mmrlaif.io import image_to_cell, write_json, write_table
 from mmrlaif.labeling.claims import LexiconClaimExtractor, TemplateQuestionBuilder
 from mmrlaif.labeling.feedback import label_samples
@@ -62,7 +62,7 @@ def _eval_report(responses: list[str], objects: list[list[str]], pope_yes: list[
     """``eval.json`` as ``EvalReport.to_dict`` writes it."""
     result = pope(pope_yes, [True, False, True, False])
     return {
-        "chair": chair(responses, objects, toy_lexicon()).to_dict(),
+        "objects": object_hallucination(responses, objects, toy_lexicon()).to_dict(),
         "pope": {"adversarial": result.to_dict(), "random": result.to_dict()},
         "hallucinated_partner_share": 0.0,
         "examples": [],
@@ -194,7 +194,7 @@ def test_report_is_one_self_contained_page_with_every_section(rlaifv_run: Path) 
     assert RUN_ID in html and "rlaif-v-2026-01-01" in html
     # base: 1 of 3 mentions hallucinated, 1 of 2 responses; then none
     assert "<td>33.3%</td><td>50.0%</td><td>100.0%</td>" in html
-    assert "CHAIR_i 33.3% → 0.0% (-100%)" in html
+    assert "ObjHal 33.3% → 0.0% (-100%)" in html
     assert "<td>trained (new)</td>" in html and "<td>incumbent</td>" in html
     assert "skipped: no_score_gap" in html
     assert "no pairs after labeling: policy passed on unchanged" in html
@@ -251,10 +251,10 @@ def test_povid_run_says_labeling_is_not_available_and_marks_injected_words(tmp_p
 
 def test_history_alone_gives_the_figures_and_says_what_is_missing(tmp_path: Path) -> None:
     history = [
-        {"iteration": 0, "headline": {"chair_i": 0.2, "chair_s": 0.4, "cover": 0.9}},
+        {"iteration": 0, "headline": {"object_hal": 0.2, "response_hal": 0.4, "cover": 0.9}},
         {
             "iteration": 1,
-            "headline": {"chair_i": 0.1, "chair_s": 0.2, "cover": 0.85},
+            "headline": {"object_hal": 0.1, "response_hal": 0.2, "cover": 0.85},
             "kept_new": True,
             "pairs": 7,
             "skipped_reason": None,
@@ -309,7 +309,7 @@ def test_finish_step_writes_the_report_and_logs_it_on_the_parent_run(
     run_id = start_step(cfg, run_name="report-test")
     (pipeline_run,) = (rlaifv_run / "kfp").iterdir()
     _task(pipeline_run, "start-tracking", value=run_id)  # as the pipeline's task returns it
-    history = [{"iteration": 0, "headline": {"chair_i": 0.5}}, {"iteration": 1, "headline": {}}]
+    history = [{"iteration": 0, "headline": {"object_hal": 0.5}}, {"iteration": 1, "headline": {}}]
     summary = finish_step(cfg, run_id, json.dumps(history))
     assert summary["run_id"] == run_id
     html = _html(rlaifv_run / REPORT_NAME)

@@ -43,7 +43,7 @@ def test_the_evaluate_step_adds_the_benchmarks_to_its_report(
     for key in ("bench_pope_random_f1", "bench_pope_adversarial_yes_ratio"):
         assert 0.0 <= headline[key] <= 1.0, key
     assert "bench_object_halbench_mention_hallucination_rate" in headline
-    assert headline["chair_i"] == report.chair.chair_i  # the toy figures are still there
+    assert headline["object_hal"] == report.objects.object_hal  # the toy figures are still there
     bench = json.loads((tmp_path / "out" / "benchmarks" / "benchmarks.json").read_text())
     assert set(bench["results"]) == {"pope", "object_halbench"}
     assert (tmp_path / "out" / "benchmarks" / "answers" / "pope.json").is_file()
