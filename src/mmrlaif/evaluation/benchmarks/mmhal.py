@@ -12,9 +12,8 @@ by :func:`parse_mmhal_rating`: the rating is N when exactly one of ``rating: 0``
 ``rating: 6`` occurs in the lower-cased reply, else 0. Figures: score = mean rating;
 hallucination rate = share of ratings below 3; the mean rating per question type.
 
-The default judge prompt is this project's wording of MMHal's instructions, with MMHal's rating
-scale and section headings unchanged. For figures comparable with published ones, pass MMHal's
-own template text as ``template`` (it has the same four ``{}`` slots in the same order).
+The judge prompt is MMHal's own template, word for word (``data/mmhal_judge_template.txt``);
+another can be passed as ``template`` (four ``{}`` slots in the same order).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import string
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from typing import Any
 from urllib.parse import urlparse
 
@@ -42,42 +42,11 @@ logger = logging.getLogger(__name__)
 MMHAL_FILE = "response_template.json"
 MMHAL_IMAGE_DIR = "images"
 
-#: Judge prompt; four ``{}`` slots: image contents, question, human answer, model answer.
-MMHAL_JUDGE_TEMPLATE = """\
-You are an impartial judge of answers that a large multimodal model (LMM) gives to questions \
-about an image. Judge each answer on two things: how informative it is, and whether it contains \
-hallucination. A hallucination is a claim that is neither shown in nor implied by the image or \
-the conversation: a false statement about an object, a count, an attribute, an action, an \
-emotion, or any other detail that is not grounded in the image.
-
-You do not see the image. You get the objects it contains, the question, and a correct answer \
-written by a person. The human answer may be short and may not mention every object or detail, \
-so be careful: a detail missing from it is not a hallucination by itself unless it contradicts \
-the image contents or the human answer. Detailed analysis or reasoning that follows from the \
-image is a strength. Not fully answering, or saying that something cannot be told from the \
-image, is not a hallucination.
-
-First explain your judgement briefly. Then rate the answer with one of these options:
-- Rating: 6, very informative with good analysis or reasoning, no hallucination
-- Rating: 5, very informative, no hallucination
-- Rating: 4, somewhat informative, no hallucination
-- Rating: 3, not informative, no hallucination
-- Rating: 2, very informative, with hallucination
-- Rating: 1, somewhat informative, with hallucination
-- Rating: 0, not informative, with hallucination
-
-### Image Contents
-{}
-
-### Question
-{}
-
-### Standard Human-Generated Answer
-{}
-
-### LMM Response to Evaluate
-{}
-"""
+#: MMHal-Bench's judge prompt, verbatim (``eval_gpt4.py``, also RLAIF-V's ``eval_gpt_mmhal.py``,
+#: typos included); four ``{}`` slots: image contents, question, human answer, model answer.
+MMHAL_JUDGE_TEMPLATE = (
+    resources.files(__package__).joinpath("data/mmhal_judge_template.txt").read_text("utf-8")
+)
 
 
 @dataclass(frozen=True)
