@@ -166,6 +166,8 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     uri = tracking_uri(cfg)
     summary = json.loads(run_local(cfg, uri).read_text())
     print(f"\n{cfg.pipeline.method} pipeline, {cfg.pipeline.iterations} iteration(s):")
+    if summary.get("prompt_import"):
+        print(f"alignment prompts: {summary['prompt_import']}")
     _print_iterations(summary["iterations"])
     registration = summary.get("registration") or {}
     if registration.get("version"):

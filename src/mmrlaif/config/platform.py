@@ -41,6 +41,9 @@ class DataConfig:
         ledger_uri: Where the ids of consumed prompts are kept (``null``:
             ``<prompts_prefix>/_mmrlaif_ledger``).
         seed: Seed of the replay draw.
+        max_image_pixels: Imported images with more pixels are skipped (counted, with the
+            reason), read from the header before decoding; PIL's own decompression-bomb warning
+            threshold by default.
     """
 
     align_prompts: str | None = None
@@ -52,8 +55,11 @@ class DataConfig:
     replay_fraction: float = 0.0
     ledger_uri: str | None = None
     seed: int = 0
+    max_image_pixels: int = 89_478_485
 
     def __post_init__(self) -> None:
+        if self.max_image_pixels < 1:
+            raise ConfigError(f"max_image_pixels must be >= 1, got {self.max_image_pixels}")
         if self.align_prompts and self.prompts_prefix:
             raise ConfigError("set data.align_prompts or data.prompts_prefix, not both")
         if not 0.0 <= self.replay_fraction <= 1.0:

@@ -118,9 +118,9 @@ def prompt_rows(
             continue
         cell = row[cfg.image_column]
         try:
-            cell_to_image(cell, where)
+            cell_to_image(cell, where, cfg.max_image_pixels)
         except ImageError as exc:
-            skipped["undecodable image"] += 1
+            skipped[f"image {exc.reason}"] += 1
             logger.warning("skipped: %s", exc)
             continue
         image_bytes = cell.get("bytes") or Path(cell["path"]).read_bytes()

@@ -34,7 +34,19 @@ IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
 class ImageError(ValueError):
-    """An image cell is missing, empty or cannot be decoded."""
+    """An image cell is missing, empty, in the wrong layout, too large or cannot be decoded.
+
+    Attributes:
+        reason: ``missing``, ``wrong layout``, ``too large`` or ``undecodable`` (a skip reason).
+    """
+
+    def __init__(self, message: str, reason: str = "undecodable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+#: PIL's own decompression-bomb warning threshold, the default pixel limit of imported images.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
 def image_to_cell(image: Image.Image) -> dict[str, Any]:
@@ -44,20 +56,31 @@ def image_to_cell(image: Image.Image) -> dict[str, Any]:
     return {"bytes": buf.getvalue(), "path": None}
 
 
-def cell_to_image(cell: Mapping[str, Any] | Image.Image | None, item: str) -> Image.Image:
+def cell_to_image(
+    cell: Mapping[str, Any] | Image.Image | None, item: str, max_pixels: int | None = None
+) -> Image.Image:
     """Decode an HF ``Image`` cell into an RGB PIL image.
 
     Args:
         cell: ``{"bytes": ..., "path": ...}``; bytes win over path.
         item: Name of the row (e.g. its ``prompt_id``), used in errors.
+        max_pixels: Refuse images with more pixels (read from the header, before decoding);
+            ``None``: PIL's own decompression-bomb limit only.
 
     Raises:
-        ImageError: Naming ``item`` when the cell is missing, empty or undecodable.
+        ImageError: Naming ``item`` (and with a ``reason``) when the cell is missing, not in
+            the ``{bytes, path}`` layout (e.g. raw bytes), empty, too large or undecodable.
     """
     if cell is None:
-        raise ImageError(f"{item}: image is missing")
+        raise ImageError(f"{item}: image is missing", "missing")
     if isinstance(cell, Image.Image):  # already decoded (a ``datasets`` Image column)
         return cell.convert("RGB")
+    if not isinstance(cell, Mapping):
+        raise ImageError(
+            f"{item}: image cell is {type(cell).__name__}, not the HF Image layout "
+            "{bytes, path} (write images with datasets.Image or as {'bytes': ..., 'path': None})",
+            "wrong layout",
+        )
     data = cell.get("bytes")
     path = cell.get("path")
     try:
@@ -66,8 +89,17 @@ def cell_to_image(cell: Mapping[str, Any] | Image.Image | None, item: str) -> Im
         elif path:
             image = Image.open(path)
         else:
-            raise ImageError(f"{item}: image cell has neither bytes nor path")
+            raise ImageError(f"{item}: image cell has neither bytes nor path", "missing")
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageError(
+                f"{item}: image {width}x{height} has {width * height} pixels, over the limit "
+                f"of {max_pixels} (data.max_image_pixels)",
+                "too large",
+            )
         image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{item}: image too large ({exc})", "too large") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise ImageError(f"{item}: image cannot be decoded ({exc})") from exc
     return image.convert("RGB")

@@ -107,6 +107,8 @@ def header(data: RunData, generated: str) -> str:
         ("pipeline run folder", str(data.pipeline_run) if data.pipeline_run else "not found"),
         ("generated", generated),
     ]
+    if (data.summary or {}).get("prompt_import"):
+        meta.append(("alignment prompts imported", data.summary["prompt_import"]))
     registration = (data.summary or {}).get("registration")
     if registration:
         meta.append(("registered version", _registration(registration)))

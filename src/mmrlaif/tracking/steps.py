@@ -71,17 +71,34 @@ def record_lineage_step(
 ) -> dict[str, str]:
     """Tag the parent run with where its starting policy came from and what data it consumed
     (:func:`mmrlaif.continual.lineage`); every version the run registers copies these tags.
+    An import of ``data.align_prompts`` is logged too: metrics ``import/rows``, ``import/kept``,
+    ``import/skipped/<reason>`` and the tag ``prompt_import`` (one line, for the summary).
 
     Returns:
         The tags set.
     """
     from mmrlaif.continual import lineage
+    from mmrlaif.toyworld.stage import IMPORT_REPORT
 
     tags = lineage(world_dir, base_run)
+    stats = _read_json(Path(world_dir) / IMPORT_REPORT)
     client = mf.client(tracking_uri(cfg))
+    if stats:
+        tags["prompt_import"] = import_line(stats)
+        metrics = [mf.metric("import/rows", stats["rows"]), mf.metric("import/kept", stats["kept"])]
+        metrics += [mf.metric(f"import/skipped/{k}", v) for k, v in stats["skipped"].items()]
+        mf.log_metrics(client, run_id, metrics)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     return tags
+
+
+def import_line(stats: dict[str, Any]) -> str:
+    """One line on an import of prompts: ``kept 98 of 100 rows from X; skipped: image too
+    large 1, empty question 1``."""
+    line = f"kept {stats['kept']} of {stats['rows']} rows from {stats['source']}"
+    skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(stats["skipped"].items()))
+    return f"{line}; skipped: {skipped}" if skipped else line
 
 
 def benchmark_tags(eval_report: dict[str, Any]) -> dict[str, str]:
@@ -298,6 +315,9 @@ def finish_step(
         "run_id": run_id,
         "registration": json.loads(registration) if registration else None,
     }
+    prompt_import = mf.client(tracking_uri(cfg)).get_run(run_id).data.tags.get("prompt_import")
+    if prompt_import:
+        summary["prompt_import"] = prompt_import
     write_and_log_report(tracking_uri(cfg), run_id, cfg.run.output_dir, entries, summary)
     finish_pipeline_run(tracking_uri(cfg), run_id, headlines, status, summary)
     return summary

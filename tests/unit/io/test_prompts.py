@@ -38,7 +38,7 @@ def test_import_keeps_good_rows_and_counts_the_rest(tmp_path: Path) -> None:
     stats = import_prompts(cfg, tmp_path / "out.parquet")
     assert (stats.rows, stats.kept) == (5, 2)
     assert stats.skipped == {
-        "undecodable image": 1,
+        "image undecodable": 1,
         "empty question": 1,
         "duplicate of an earlier row": 1,
     }
@@ -47,6 +47,50 @@ def test_import_keeps_good_rows_and_counts_the_rest(tmp_path: Path) -> None:
     assert rows[0]["answer"] == "A red square."
     assert rows[0]["prompt_id"] == prompt_id_of(_cell("red")["bytes"], "Describe the image.")
     assert len({r["prompt_id"] for r in rows}) == 2
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` (a decompression bomb's header)."""
+    import io
+    import struct
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def test_oversized_and_wrong_layout_images_are_counted_skips(tmp_path: Path) -> None:
+    src = tmp_path / "p.parquet"
+    bomb = {"bytes": _png_claiming(14_000, 14_000), "path": None}
+    write_table(
+        [
+            {"image": _cell("red"), "question": "Describe."},
+            {"image": bomb, "question": "A bomb?"},  # PIL's own limit (2 x 89M pixels)
+            {"image": image_to_cell(Image.new("RGB", (40, 40))), "question": "Large?"},
+        ],
+        src,
+    )
+    cfg = DataConfig(align_prompts=str(src), max_image_pixels=10**12)
+    stats = import_prompts(cfg, tmp_path / "o.parquet")
+    assert (stats.kept, stats.skipped) == (2, {"image too large": 1})
+    # the configured limit is read from the header, before decoding: 40 x 40 > 1000
+    cfg = DataConfig(align_prompts=str(src), max_image_pixels=1000)
+    stats = import_prompts(cfg, tmp_path / "o.parquet")
+    assert (stats.kept, stats.skipped) == (1, {"image too large": 2})
+    # raw image bytes instead of the HF Image layout {bytes, path}: every row a counted skip,
+    # and the error says why nothing is left
+    write_table([{"image": _cell("red")["bytes"], "question": "Raw?"}] * 2, src, image_columns=())
+    with pytest.raises(
+        PromptsError, match=r"no usable prompt in 2 row\(s\) \(\{'image wrong layout': 2\}"
+    ):
+        import_prompts(DataConfig(align_prompts=str(src)), tmp_path / "o.parquet")
+    with pytest.raises(Exception, match="max_image_pixels must be >= 1"):
+        DataConfig(max_image_pixels=0)
 
 
 def test_missing_column_and_repeated_id_are_errors(tmp_path: Path) -> None:

@@ -298,7 +298,8 @@ def test_finish_step_writes_the_report_and_logs_it_on_the_parent_run(
     import mlflow
 
     from mmrlaif.config import Config, from_dict
-    from mmrlaif.tracking.steps import finish_step, start_step
+    from mmrlaif.toyworld.stage import IMPORT_REPORT
+    from mmrlaif.tracking.steps import finish_step, record_lineage_step, start_step
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{rlaifv_run.parent}/mlflow.db"
@@ -309,12 +310,22 @@ def test_finish_step_writes_the_report_and_logs_it_on_the_parent_run(
     run_id = start_step(cfg, run_name="report-test")
     (pipeline_run,) = (rlaifv_run / "kfp").iterdir()
     _task(pipeline_run, "start-tracking", value=run_id)  # as the pipeline's task returns it
+    # the world step imported prompts and skipped some: the counts reach MLflow and the summary
+    world = pipeline_run / "prepare-world" / "world"
+    stats = {"source": "s3://b/p.parquet", "rows": 5, "kept": 3, "skipped": {"image too large": 2}}
+    write_json(stats, world / IMPORT_REPORT)
+    record_lineage_step(cfg, run_id, world, world)
     history = [{"iteration": 0, "headline": {"object_hal": 0.5}}, {"iteration": 1, "headline": {}}]
     summary = finish_step(cfg, run_id, json.dumps(history))
     assert summary["run_id"] == run_id
+    line = "kept 3 of 5 rows from s3://b/p.parquet; skipped: image too large 2"
+    assert summary["prompt_import"] == line
     html = _html(rlaifv_run / REPORT_NAME)
     assert run_id in html and "<mark>dog</mark>" in html
+    assert f"<td>alignment prompts imported</td><td>{line}</td>" in html
     client = mlflow.MlflowClient(uri)
+    metrics = client.get_run(run_id).data.metrics
+    assert (metrics["import/kept"], metrics["import/skipped/image too large"]) == (3, 2)
     assert "report.html" in {a.path for a in client.list_artifacts(run_id)}
     assert client.get_run(run_id).info.status == "FINISHED"
 
