@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import TextIO
@@ -73,6 +74,46 @@ class _Progress(io.TextIOBase):
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FAILED_TASK = re.compile(r"Inner task failed: '([^']+)'")
+
+
+class TaskFailedError(RuntimeError):
+    """A task of a local run failed.
+
+    Attributes:
+        task: The failing task (``prepare-world``, ``train-dpo-2``...), or ``None`` if unknown.
+        cause: The last line of its error (``PromptsError: bad.parquet: missing column...``).
+        log_path: The run's ``pipeline.log``.
+    """
+
+    def __init__(self, task: str | None, cause: str | None, log_path: Path) -> None:
+        self.task, self.cause, self.log_path = task, cause, log_path
+        what = f"task {task!r} failed" if task else "the pipeline failed"
+        super().__init__(f"{what}: {cause or 'no error message in its log'} (log: {log_path})")
+
+
+def task_failure(log_text: str, task: str | None) -> str | None:
+    """The last error line a failed task left in the log: the final line of the last traceback
+    before the task's ``FAILURE`` line, with the exception's module path dropped."""
+    lines = _ANSI.sub("", log_text).splitlines()
+    end = next(
+        (
+            i
+            for i in range(len(lines) - 1, -1, -1)
+            if "finished with status FAILURE" in lines[i]
+            and (task is None or f"'{task}'" in lines[i])
+        ),
+        len(lines),
+    )
+    starts = [i for i in range(end) if lines[i].strip().startswith("Traceback (most recent")]
+    if not starts:
+        return None
+    tail = [line.strip() for line in lines[starts[-1] + 1 : end] if line.strip()]
+    if not tail:
+        return None
+    return re.sub(r"^(?:[A-Za-z_][\w]*\.)+(?=\w+:)", "", tail[-1])
+
+
 _PROGRESS = re.compile(
     r"- (INFO|WARNING|ERROR) - (Task '.*' finished|Pipeline '.*' finished|.*FAIL)"
 )
@@ -102,7 +143,8 @@ def _restore_print_and_logging():
 def run_local(cfg: Config, tracking_uri: str) -> Path:
     """Run the pipeline here with ``kfp.local`` (one subprocess per task).
 
-    Task logs go to ``<run.output_dir>/pipeline.log``; the terminal shows one line per task.
+    Task logs are appended to ``<run.output_dir>/pipeline.log`` (earlier runs' logs are kept,
+    each run under a header line); the terminal shows one line per task.
 
     Args:
         cfg: The configuration (``run.output_dir`` holds the KFP artifacts under ``kfp/``).
@@ -112,7 +154,8 @@ def run_local(cfg: Config, tracking_uri: str) -> Path:
         The path of the run's summary JSON.
 
     Raises:
-        RuntimeError: A task failed (its log is in ``pipeline.log``).
+        TaskFailedError: A task failed: names it and its last error line (the whole log is in
+            ``pipeline.log``).
     """
     from kfp import local
 
@@ -121,17 +164,25 @@ def run_local(cfg: Config, tracking_uri: str) -> Path:
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "kfp"))
     log_path = root / "pipeline.log"
+    start = log_path.stat().st_size if log_path.is_file() else 0
     logger.info("running %s locally; task logs in %s", cfg.pipeline.method, log_path)
     with (
-        log_path.open("w") as log,
+        log_path.open("a") as log,
         _restore_print_and_logging(),
         contextlib.redirect_stdout(_Progress(log, sys.stdout)),
         warnings.catch_warnings(),
     ):
         # the local runner ignores Kubernetes settings and base images, and says so per task
         warnings.filterwarnings("ignore", module=r"kfp\.local")
+        log.write(f"\n==== mmrlaif run {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n")
         try:
             task = build_pipeline(cfg, on_kubernetes=False)()
         except RuntimeError as exc:
-            raise RuntimeError(f"{exc} (task logs: {log_path})") from exc
+            log.flush()
+            with log_path.open() as written:
+                written.seek(start)
+                text = written.read()
+            match = _FAILED_TASK.search(_ANSI.sub("", str(exc)))
+            failed = match.group(1) if match else None
+            raise TaskFailedError(failed, task_failure(text, failed), log_path) from exc
     return Path(task.output.path)

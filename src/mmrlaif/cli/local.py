@@ -155,7 +155,7 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     import json
 
     from mmrlaif.config import check_local_paths
-    from mmrlaif.pipelines.build import run_local
+    from mmrlaif.pipelines.build import TaskFailedError, run_local
     from mmrlaif.tracking import open_ui_command
     from mmrlaif.tracking.steps import tracking_uri
     from mmrlaif.training.validate import check_trainer_args
@@ -164,7 +164,12 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     check_trainer_args(cfg)
     start = time.perf_counter()
     uri = tracking_uri(cfg)
-    summary = json.loads(run_local(cfg, uri).read_text())
+    try:
+        summary = json.loads(run_local(cfg, uri).read_text())
+    except TaskFailedError as exc:
+        if args.verbose:
+            raise
+        raise CommandError(str(exc)) from exc
     print(f"\n{cfg.pipeline.method} pipeline, {cfg.pipeline.iterations} iteration(s):")
     if summary.get("prompt_import"):
         print(f"alignment prompts: {summary['prompt_import']}")
