@@ -24,7 +24,7 @@ def _config(tmp_path: Path, name: str, prefix: str, uri: str, **sections) -> Con
     data = json.loads(json.dumps(MINIMAL))
     data["run"] = {"output_dir": str(tmp_path / name)}
     data["data"] = {"prompts_prefix": prefix}
-    data["tracking"] = {"uri": uri, "experiment": "continual", "registered_model": MODEL}
+    data["tracking"] |= {"uri": uri, "experiment": "continual", "registered_model": MODEL}
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return from_dict(Config, data)

@@ -34,7 +34,12 @@ MINIMAL = {
     "eval": {"max_new_tokens": 16},
     "povid": {"max_new_tokens": 16},
     "pipeline": {"iterations": 1},
-    "tracking": {"experiment": "test", "registered_model": "test-policy"},
+    # the minimal models are undertrained on purpose (these tests check the plumbing): no floors
+    "tracking": {
+        "experiment": "test",
+        "registered_model": "test-policy",
+        "gate": {"cover_floor": 0.0, "pope_floor": 0.0},
+    },
 }
 
 

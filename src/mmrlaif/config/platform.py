@@ -109,6 +109,10 @@ class GateConfig:
         cover_tolerance: Largest allowed absolute drop in Cover (a fraction, 0.01 = 1 point).
         pope_metric: The POPE figure checked against ``pope_tolerance``.
         pope_tolerance: Largest allowed absolute drop in ``pope_metric``.
+        cover_floor: Lowest Cover a model may have to be registered or promoted, whatever the
+            champion (a model that names nothing - e.g. NaN weights answering empty strings,
+            whose ``object_hal`` is 0 - is stopped here).
+        pope_floor: Lowest ``pope_metric`` likewise (0.5 is chance on balanced POPE).
         enabled: Run the gate on the final policy at the end of the pipeline.
     """
 
@@ -118,7 +122,14 @@ class GateConfig:
     cover_tolerance: float = 0.01
     pope_metric: str = "pope_adversarial_accuracy"
     pope_tolerance: float = 0.01
+    cover_floor: float = 0.1
+    pope_floor: float = 0.55
     enabled: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("cover_floor", "pope_floor"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,17 @@ read from the versions' ``metric.*`` tags, written when they were registered
 
 The comparison is fair only when both versions were evaluated on the same data: the versions'
 ``data.eval_sha`` tags are compared and a difference is named in the reason.
+
+Absolutes come before the comparison (:func:`unfit_reasons`): a model whose figures are not
+finite, or whose Cover or POPE figure is under its floor, is never registered or promoted, and
+a version whose pipeline run did not finish (still running, failed or killed) is never
+promoted.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,6 +50,20 @@ class GateDecision:
     champion_version: str | None = None
 
 
+def unfit_reasons(figures: Mapping[str, float], gate: GateConfig) -> list[str]:
+    """Why a model's own figures rule it out, whatever the champion: a gate figure (``metric``,
+    ``cover``, ``pope_metric``) that is not finite, or Cover / POPE under their floors."""
+    reasons = []
+    for name in (gate.metric, "cover", gate.pope_metric):
+        if name in figures and not math.isfinite(figures[name]):
+            reasons.append(f"{name} is not finite ({figures[name]})")
+    for name, floor in (("cover", gate.cover_floor), (gate.pope_metric, gate.pope_floor)):
+        value = figures.get(name)
+        if value is not None and math.isfinite(value) and value < floor:
+            reasons.append(f"{name} {value:.4f} is under its floor {floor:g}")
+    return reasons
+
+
 def decide(
     candidate: Mapping[str, float], champion: Mapping[str, float] | None, gate: GateConfig
 ) -> GateDecision:
@@ -60,6 +80,9 @@ def decide(
     metric = gate.metric
     if metric not in candidate:
         return GateDecision(False, f"candidate has no {metric} figure")
+    unfit = unfit_reasons(candidate, gate)
+    if unfit:
+        return GateDecision(False, "; ".join(unfit))
     if champion is None:
         return GateDecision(True, f"no {gate.alias} yet; {metric} {candidate[metric]:.4f}")
     if metric not in champion:
@@ -92,17 +115,22 @@ def decide(
     return GateDecision(True, "; ".join(passes))
 
 
-def promote_version(uri: str, name: str, version: str, gate: GateConfig) -> GateDecision:
+def promote_version(
+    uri: str, name: str, version: str, gate: GateConfig, running_run: str | None = None
+) -> GateDecision:
     """Run the gate on version ``version`` of registered model ``name``.
 
     Promoted: the alias moves to it. Rejected: the version is tagged ``gate.decision=rejected``
-    and ``gate.reason``. Both outcomes record the version they were compared against.
+    and ``gate.reason``. Both outcomes record the version they were compared against. A version
+    whose pipeline run (tag ``pipeline_run_id``) is not ``FINISHED`` is rejected.
 
     Args:
         uri: Tracking (and registry) URI.
         name: Registered model name.
         version: Candidate version.
         gate: The gate's settings.
+        running_run: The pipeline run that is registering now (its own end step), which may
+            still be ``RUNNING``.
 
     Returns:
         The decision.
@@ -123,11 +151,15 @@ def promote_version(uri: str, name: str, version: str, gate: GateConfig) -> Gate
         holder = None
     if holder is not None and str(holder.version) == str(version):
         return GateDecision(True, f"already the {gate.alias}", str(version), str(version))
-    decision = decide(
-        metrics_from_tags(candidate.tags),
-        metrics_from_tags(holder.tags) if holder is not None else None,
-        gate,
-    )
+    unfinished = _unfinished_run(client, candidate.tags.get("pipeline_run_id"), running_run)
+    if unfinished:
+        decision = GateDecision(False, unfinished)
+    else:
+        decision = decide(
+            metrics_from_tags(candidate.tags),
+            metrics_from_tags(holder.tags) if holder is not None else None,
+            gate,
+        )
     reason = decision.reason
     if holder is not None and holder.tags.get(EVAL_SHA_TAG) != candidate.tags.get(EVAL_SHA_TAG):
         reason += (
@@ -146,3 +178,18 @@ def promote_version(uri: str, name: str, version: str, gate: GateConfig) -> Gate
     else:
         logger.info("%s version %s rejected: %s", name, version, reason)
     return GateDecision(decision.promoted, reason, str(version), against)
+
+
+def _unfinished_run(client, run_id: str | None, running_run: str | None) -> str | None:
+    """Why the version's pipeline run disqualifies it (``None``: it finished)."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id or run_id == running_run:
+        return None
+    try:
+        status = client.get_run(run_id).info.status
+    except MlflowException:
+        return f"made by pipeline run {run_id}, which the tracking server does not know"
+    if status != "FINISHED":
+        return f"made by pipeline run {run_id}, which did not finish (status {status})"
+    return None

@@ -281,8 +281,20 @@ def _register(
     report_dir: str | Path,
     extra: dict[str, str] | None = None,
 ) -> str | None:
-    """Register a policy folder as a version of ``tracking.registered_model`` (if set)."""
+    """Register a policy folder as a version of ``tracking.registered_model`` (if set), unless
+    its figures rule it out (:func:`~mmrlaif.tracking.gate.unfit_reasons`: not finite, or under
+    the gate's floors), which is logged and tagged on ``run_id`` instead."""
+    from mmrlaif.tracking.gate import unfit_reasons
+
     if not cfg.tracking.registered_model:
+        return None
+    unfit = unfit_reasons(
+        headline_of(_read_json(Path(report_dir) / artifacts.EVAL_REPORT)), cfg.tracking.gate
+    )
+    if unfit:
+        reason = "; ".join(unfit)
+        logger.warning("%s not registered: %s", policy_run, reason)
+        mf.client(tracking_uri(cfg)).set_tag(run_id, "not_registered", reason)
         return None
     model = artifacts.model_dir(policy_run)
     tags = version_tags(cfg, pipeline_run_id, model, report_dir) | dict(extra or {})
@@ -386,8 +398,11 @@ def _register_and_gate(
     )
     if version is None:
         version = _register(cfg, run_id, run_id, policy_run, report_dir)
+    if version is None:
+        reason = mf.client(uri).get_run(run_id).data.tags.get("not_registered", "")
+        return {"version": None, "promoted": False, "reason": f"not registered: {reason}"}
     client.set_model_version_tag(name, version, "final", "true")
     if not cfg.tracking.gate.enabled:
         return {"version": version, "promoted": False, "reason": "gate disabled"}
-    decision = promote_version(uri, name, version, cfg.tracking.gate)
+    decision = promote_version(uri, name, version, cfg.tracking.gate, running_run=run_id)
     return {"version": version, "promoted": decision.promoted, "reason": decision.reason}

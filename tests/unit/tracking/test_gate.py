@@ -58,6 +58,28 @@ def test_missing_figures() -> None:
     assert decide(no_pope, {"object_hal": 0.1, "cover": 0.9}, GATE).promoted
 
 
+def test_broken_models_are_never_promoted_even_without_a_champion() -> None:
+    # NaN weights: empty answers, object_hal 0 (0/0), Cover 0, POPE at chance
+    nan_model = {"object_hal": 0.0, "cover": 0.0, "pope_adversarial_accuracy": 0.5}
+    decision = decide(nan_model, None, GATE)
+    assert not decision.promoted
+    assert "cover 0.0000 is under its floor 0.1" in decision.reason
+    assert "pope_adversarial_accuracy 0.5000 is under its floor 0.55" in decision.reason
+    # a missing projector: Cover 5.9%
+    assert "cover 0.0590 is under" in decide(CHAMPION | {"cover": 0.059}, None, GATE).reason
+    # figures that are not numbers never pass a tolerance check
+    for bad in ("nan", "inf"):
+        cand = CHAMPION | {"object_hal": 0.01, "cover": float(bad)}
+        decision = decide(cand, CHAMPION, GATE)
+        assert not decision.promoted and f"cover is not finite ({float(bad)})" in decision.reason
+    nan_metric = decide(CHAMPION | {"object_hal": float("nan")}, None, GATE)
+    assert not nan_metric.promoted and "object_hal is not finite" in nan_metric.reason
+    # the floors are configured (and checked at load)
+    assert decide(nan_model, None, GateConfig(cover_floor=0.0, pope_floor=0.0)).promoted
+    with pytest.raises(Exception, match="cover_floor must be in"):
+        GateConfig(cover_floor=2)
+
+
 def test_metric_tags_round_trip_exactly() -> None:
     headline = {"object_hal": 0.1 + 0.2, "cover": 1 / 3}
     assert metrics_from_tags(metric_tags(headline) | {"other": "x"}) == headline
@@ -77,10 +99,13 @@ def test_gate_against_mlflow_server(mlflow_server, tmp_path, capsys) -> None:
     (model / "config.json").write_text("{}")
     name = "gate-test-policy"
 
-    def register(headline: dict[str, float]) -> str:
+    def register(headline: dict[str, float], finished: bool = True) -> str:
         run = client.create_run(experiment).info.run_id
+        if finished:
+            client.set_terminated(run, "FINISHED")
         (model / "weights.bin").write_bytes(repr(headline).encode())
-        return register_model(mlflow_server.uri, run, model, name, metric_tags(headline))
+        tags = metric_tags(headline) | {"pipeline_run_id": run}
+        return register_model(mlflow_server.uri, run, model, name, tags)
 
     first = register(CHAMPION)
     assert promote_version(mlflow_server.uri, name, first, GATE).promoted
@@ -92,6 +117,14 @@ def test_gate_against_mlflow_server(mlflow_server, tmp_path, capsys) -> None:
     tags = client.get_model_version(name, worse).tags
     assert tags[DECISION_TAG] == "rejected"
     assert "object_hal 0.1200 does not beat 0.1000" in tags[REASON_TAG]
+    assert client.get_model_version_by_alias(name, "champion").version == first
+
+    # a better version made by a run that never finished (killed): refused, with the reason
+    unfinished = register(
+        {"object_hal": 0.01, "cover": 0.95, "pope_adversarial_accuracy": 0.9}, finished=False
+    )
+    decision = promote_version(mlflow_server.uri, name, unfinished, GATE)
+    assert not decision.promoted and "which did not finish (status RUNNING)" in decision.reason
     assert client.get_model_version_by_alias(name, "champion").version == first
 
     better = register({"object_hal": 0.05, "cover": 0.9, "pope_adversarial_accuracy": 0.85})
@@ -114,3 +147,35 @@ def test_gate_against_mlflow_server(mlflow_server, tmp_path, capsys) -> None:
     assert main([*argv, "--version", "999"]) == 2
     assert "has no version 999" in capsys.readouterr().err
     assert client.get_model_version_by_alias(name, "champion").version == better
+
+
+def test_a_broken_final_policy_is_not_registered(tmp_path, monkeypatch) -> None:
+    import json
+
+    import mlflow
+
+    from mmrlaif import artifacts
+    from mmrlaif.config import Config, from_dict
+    from mmrlaif.io import write_json
+    from mmrlaif.tracking.steps import register_step, start_step
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking = {"uri": uri, "experiment": "g", "registered_model": "broken-policy"}
+    cfg = from_dict(Config, {"run": {"output_dir": str(tmp_path)}, "tracking": tracking})
+    run_id = start_step(cfg, run_name="broken")
+    policy = tmp_path / "policy"
+    (policy / "model").mkdir(parents=True)
+    (policy / "model" / "config.json").write_text("{}")
+    report = tmp_path / "report"
+    # what a model with NaN weights scored: empty answers, nothing named
+    objects = {"object_hal": 0.0, "response_hal": 0.0, "cover": 0.0}
+    pope = {"accuracy": 0.5, "f1": 0.0, "yes_ratio": 0.0}
+    write_json(
+        {"objects": objects, "pope": {"adversarial": pope}, "hallucinated_partner_share": 0.0},
+        report / artifacts.EVAL_REPORT,
+    )
+    result = register_step(cfg, run_id, json.dumps([]), policy, report)
+    assert result["version"] is None and not result["promoted"]
+    assert "not registered: cover 0.0000 is under its floor 0.1" in result["reason"]
+    assert not mlflow.MlflowClient(uri).search_model_versions("name='broken-policy'")
