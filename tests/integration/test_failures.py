@@ -33,7 +33,8 @@ def test_task_failure_reads_the_last_error_of_the_failed_task() -> None:
 
 
 def test_failed_task_names_itself_and_its_cause(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # run_local exports the URI for its tasks: set here so that it is undone after the test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     bad = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"img": [b"x"], "q": ["hi"]}), bad)
     out = tmp_path / "run"

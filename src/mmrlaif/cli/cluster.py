@@ -185,7 +185,12 @@ def _cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     except Exception as exc:  # the server is down or refuses: say which and where
-        raise CommandError(f"MLflow registry at {uri} failed: {type(exc).__name__}: {exc}") from exc
+        from mmrlaif.tracking.uri import redact_uri
+
+        where = redact_uri(uri)
+        raise CommandError(
+            redact_uri(f"MLflow registry at {where} failed: {type(exc).__name__}: {exc}")
+        ) from exc
     verdict = "promoted to" if decision.promoted else "rejected for"
     print(f"{name} version {args.version} {verdict} {cfg.tracking.gate.alias}: {decision.reason}")
     return 0 if decision.promoted else 1

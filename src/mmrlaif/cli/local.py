@@ -158,6 +158,7 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     from mmrlaif.pipelines.build import TaskFailedError, run_local
     from mmrlaif.tracking import open_ui_command
     from mmrlaif.tracking.steps import tracking_uri
+    from mmrlaif.tracking.uri import redact_uri
     from mmrlaif.training.validate import check_trainer_args
 
     check_local_paths(cfg)
@@ -184,7 +185,8 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
         )
     print(
         f"\nwall time: {time.perf_counter() - start:.0f} s"
-        f"\nMLflow run {summary['run_id']} in {uri}\nlook at it with: {open_ui_command(uri)}"
+        f"\nMLflow run {summary['run_id']} in {redact_uri(uri)}"
+        f"\nlook at it with: {open_ui_command(uri)}"
     )
 
 

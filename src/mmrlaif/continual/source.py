@@ -98,6 +98,7 @@ def _resolve_registry(spec: str, tracking_uri: str | None, download_to: Path) ->
     from mlflow.exceptions import MlflowException
 
     from mmrlaif.tracking import _mlflow as mf
+    from mmrlaif.tracking.uri import redact_uri
 
     if not tracking_uri:
         raise PolicySourceError(f"{spec}: no MLflow tracking URI to resolve it against")
@@ -112,7 +113,8 @@ def _resolve_registry(spec: str, tracking_uri: str | None, download_to: Path) ->
     except MlflowException as exc:
         what = f"alias {alias!r}" if alias else f"version {version}"
         raise PolicySourceError(
-            f"{spec}: registered model {name!r} has no {what} in {tracking_uri} ({exc.message}); "
+            f"{spec}: registered model {name!r} has no {what} in {redact_uri(tracking_uri)} "
+            f"({exc.message}); "
             "seed the loop first: run once from a base model and promote it"
         ) from exc
     local = Path(client.download_artifacts(mv.run_id, "model", str(download_to)))

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import re
 import tempfile
 import time
@@ -33,9 +34,18 @@ _BAD_KEY_CHARS = re.compile(r"[^\w./ -]")
 
 
 def client(uri: str) -> MlflowClient:
-    """An ``MlflowClient`` bound to ``uri`` (no global tracking state is touched)."""
+    """An ``MlflowClient`` bound to ``uri`` (no global tracking state is touched).
+
+    When ``uri`` carries credentials (``http://user:pass@host``), MLflow's own printing of run
+    and model URLs to stdout is switched off for this process (those URLs would carry them).
+    """
     from mlflow import MlflowClient
 
+    from mmrlaif.tracking.uri import redact_uri
+
+    if redact_uri(uri) != uri:
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        os.environ["MLFLOW_PRINT_MODEL_URLS_ON_CREATION"] = "false"
     return MlflowClient(tracking_uri=uri)
 
 

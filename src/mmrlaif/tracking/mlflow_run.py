@@ -25,7 +25,7 @@ import yaml
 
 from mmrlaif.tracking import _mlflow as mf
 from mmrlaif.tracking.plotting import DEFAULT_PLOT_KEYS, plot_iterations
-from mmrlaif.tracking.uri import default_artifact_root
+from mmrlaif.tracking.uri import default_artifact_root, redact_uri
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +95,15 @@ def start_pipeline_run(
     experiment_id = _get_or_create_experiment(client, uri, experiment, artifact_root)
     run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
     run_id = run.info.run_id
-    flat = {mf.safe_key(k): v for k, v in flatten_params(params).items()}
+    flat = {mf.safe_key(k): redact_uri(v) for k, v in flatten_params(params).items()}
     items = [Param(k, v) for k, v in flat.items()]
     for start in range(0, len(items), mf.MAX_PARAMS_PER_BATCH):
         client.log_batch(run_id, params=items[start : start + mf.MAX_PARAMS_PER_BATCH])
     text = yaml.safe_dump(mf.to_plain(params), sort_keys=False, allow_unicode=True)
-    mf.log_text_artifact(client, run_id, "config.yaml", text)
-    logger.info("MLflow run %s (%s) in experiment %r at %s", run_id, run_name, experiment, uri)
+    mf.log_text_artifact(client, run_id, "config.yaml", redact_uri(text))
+    logger.info(
+        "MLflow run %s (%s) in experiment %r at %s", run_id, run_name, experiment, redact_uri(uri)
+    )
     return run_id
 
 

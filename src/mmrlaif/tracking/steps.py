@@ -26,7 +26,7 @@ from mmrlaif.tracking.mlflow_run import finish_pipeline_run, log_iteration, star
 from mmrlaif.tracking.records import flat_counters, pairs_sample
 from mmrlaif.tracking.registry import register_model
 from mmrlaif.tracking.report import write_and_log_report
-from mmrlaif.tracking.uri import resolve_tracking_uri
+from mmrlaif.tracking.uri import redact_uri, resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ def finish_step(
         "iterations": entries,
         "base": headlines[0] if headlines else {},
         "final": headlines[-1] if headlines else {},
-        "tracking_uri": tracking_uri(cfg),
+        "tracking_uri": redact_uri(tracking_uri(cfg)),
         "run_id": run_id,
         "registration": json.loads(registration) if registration else None,
     }

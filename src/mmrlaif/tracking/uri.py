@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,6 +20,13 @@ LOCAL_DB_NAME = "mlflow.db"
 LOCAL_ARTIFACTS_NAME = "mlartifacts"
 
 _DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s:'\"]+)(:[^/@\s'\"]*)?@")
+
+
+def redact_uri(text: str) -> str:
+    """``text`` with the credentials of every URI in it replaced: ``http://user:pass@host`` ->
+    ``http://***@host`` (for logs, params, tags, summaries and reports)."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def resolve_tracking_uri(configured: str | None, run_dir: str | Path) -> str:
@@ -36,7 +44,7 @@ def resolve_tracking_uri(configured: str | None, run_dir: str | Path) -> str:
     """
     from_env = os.environ.get(ENV_TRACKING_URI, "").strip()
     if from_env:
-        logger.debug("tracking URI from $%s: %s", ENV_TRACKING_URI, from_env)
+        logger.debug("tracking URI from $%s: %s", ENV_TRACKING_URI, redact_uri(from_env))
         return from_env
     if configured and configured.strip():
         return configured.strip()
@@ -74,10 +82,10 @@ def open_ui_command(uri: str) -> str:
     """
     scheme = urlparse(uri).scheme.lower()
     if scheme in ("http", "https"):
-        return f"open {uri} in a browser"
+        return f"open {redact_uri(uri)} in a browser"
     if scheme.split("+", 1)[0] in _DB_SCHEMES:
         return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
     if scheme in ("", "file"):
         # MLflow 3 refuses file stores unless this opt-out is set.
         return f"MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {shlex.quote(uri)}"
-    return f"open the MLflow experiment at {uri}"
+    return f"open the MLflow experiment at {redact_uri(uri)}"
