@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mmrlaif.config import ConfigError, load_config, load_yaml
+from mmrlaif.config import ConfigError, apply_storage, load_config, load_yaml
 
 logger = logging.getLogger("mmrlaif")
 
@@ -29,10 +29,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         cfg = load_config(args.config, _overrides(args.set))
+        apply_storage(cfg)
         return int(args.func(cfg, args) or 0)
     except (ConfigError, CommandError, FileNotFoundError, ValueError) as exc:
         print(f"mmrlaif: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        print("mmrlaif: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from mmrlaif.config import Config
 
 def register(add: AddCommand) -> None:
     """Add the local commands."""
+    p = add("check", _cmd_check, "preflight: find what would fail, before anything runs")
+    p.add_argument("--offline", action="store_true", help="skip the tracking server and S3 checks")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per network check")
     p = add("world", _cmd_world, "generate the toy world's tables")
     p.add_argument("--out", help="folder (default: <run.output_dir>/world)")
     p = add("sft", _cmd_sft, "supervised fine-tuning of the base policy")
@@ -151,26 +155,40 @@ def _cmd_demo(cfg: Config, args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_check(cfg: Config, args: argparse.Namespace) -> None:
+    from mmrlaif.preflight import check
+
+    check(cfg, reach=not args.offline, timeout=args.timeout)
+    print("preflight: no problem found")
+
+
 def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     import json
 
-    from mmrlaif.config import check_local_paths
     from mmrlaif.pipelines.build import TaskFailedError, run_local
+    from mmrlaif.preflight import check
     from mmrlaif.tracking import open_ui_command
-    from mmrlaif.tracking.steps import tracking_uri
+    from mmrlaif.tracking.steps import close_unfinished_runs, tracking_uri
     from mmrlaif.tracking.uri import redact_uri
-    from mmrlaif.training.validate import check_trainer_args
 
-    check_local_paths(cfg)
-    check_trainer_args(cfg)
+    check(cfg)  # every problem the preflight can find, before the first task
     start = time.perf_counter()
     uri = tracking_uri(cfg)
+    # an earlier run in this folder that was killed left its MLflow run RUNNING: close it
+    close_unfinished_runs(cfg, "KILLED", "found unfinished by a later mmrlaif run")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         summary = json.loads(run_local(cfg, uri).read_text())
     except TaskFailedError as exc:
+        close_unfinished_runs(cfg, "FAILED", str(exc))
         if args.verbose:
             raise
         raise CommandError(str(exc)) from exc
+    except KeyboardInterrupt:
+        close_unfinished_runs(cfg, "KILLED", "mmrlaif run was interrupted")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"\n{cfg.pipeline.method} pipeline, {cfg.pipeline.iterations} iteration(s):")
     if summary.get("prompt_import"):
         print(f"alignment prompts: {summary['prompt_import']}")
@@ -188,6 +206,11 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
         f"\nMLflow run {summary['run_id']} in {redact_uri(uri)}"
         f"\nlook at it with: {open_ui_command(uri)}"
     )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM during a run: unwind as Ctrl-C does, so the MLflow run is closed."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:

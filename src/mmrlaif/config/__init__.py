@@ -107,6 +107,7 @@ __all__ = [
     "TrackingConfig",
     "TrainJobConfig",
     "WorldConfig",
+    "apply_storage",
     "check_local_paths",
     "config_to_json",
     "config_to_yaml",
@@ -350,7 +351,8 @@ def check_local_paths(config: Config) -> None:
 
 
 def parse_config(text: str, source: str = "config") -> Config:
-    """Load a :class:`Config` from YAML text (how pipeline components receive it).
+    """Load a :class:`Config` from YAML text (how pipeline components receive it), and make its
+    ``storage.*`` the S3 settings of this process (:func:`apply_storage`).
 
     Raises:
         ConfigError: On unreadable YAML, unknown keys or wrong types.
@@ -361,7 +363,25 @@ def parse_config(text: str, source: str = "config") -> Config:
         raise ConfigError(f"cannot read {source}: {exc}") from exc
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
-    return from_dict(Config, data)
+    cfg = from_dict(Config, data)
+    apply_storage(cfg)
+    return cfg
+
+
+def apply_storage(cfg: Config) -> None:
+    """Make ``cfg.storage`` the base of every S3 client this process builds (the
+    ``MMRLAIF_S3_*`` variables still win): the prompt import, tables, models and benchmarks
+    reach the same store as the TrainJob path."""
+    from mmrlaif.io import s3
+
+    st = cfg.storage
+    s3.configure(
+        st.endpoint_url,
+        st.region,
+        st.max_attempts,
+        st.multipart_threshold_mb,
+        st.multipart_chunk_mb,
+    )
 
 
 def config_to_yaml(config: Config) -> str:

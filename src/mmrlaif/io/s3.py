@@ -11,7 +11,8 @@ A reader never sees a half-written artifact:
   files there, and writes ``<prefix>/_MANIFEST.json`` (relative paths, sizes, sha256) last.
   :func:`download_tree` refuses a prefix without a manifest and checks every file against it.
 
-Configuration comes from :class:`S3Settings` (``S3Settings.from_env()`` by default).
+Configuration comes from :class:`S3Settings` (:func:`current_settings` by default: the
+config's ``storage.*`` under the ``MMRLAIF_S3_*`` variables).
 Credentials come only from boto3's default chain (environment, shared files, instance or pod
 role); they are never arguments and never logged. botocore retries single requests
 (``standard`` mode); :func:`_retry` additionally retries whole operations on transient errors
@@ -21,6 +22,7 @@ that escape it (connection resets, 5xx, ``SlowDown``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -170,8 +172,11 @@ class S3Settings:
             raise ValueError(f"invalid S3Settings: {self}")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> S3Settings:
-        """Settings from ``MMRLAIF_S3_*`` environment variables; unset ones keep defaults.
+    def from_env(
+        cls, environ: dict[str, str] | None = None, base: S3Settings | None = None
+    ) -> S3Settings:
+        """Settings from ``MMRLAIF_S3_*`` environment variables; unset ones keep ``base``'s
+        values (the config's ``storage.*``, see :func:`configure`), else the defaults.
 
         Reads ``MMRLAIF_S3_ENDPOINT_URL``, ``MMRLAIF_S3_REGION``, ``MMRLAIF_S3_MAX_ATTEMPTS``,
         ``MMRLAIF_S3_MULTIPART_THRESHOLD_MB``, ``MMRLAIF_S3_MULTIPART_CHUNK_MB``,
@@ -203,7 +208,7 @@ class S3Settings:
                     kwargs[field] = kind(env[var])
                 except ValueError as exc:
                     raise ValueError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from exc
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
     def transfer_config(self) -> TransferConfig:
         """boto3 managed-transfer settings (multipart threshold, part size, concurrency)."""
@@ -215,6 +220,40 @@ class S3Settings:
         )
 
 
+_configured: list[S3Settings] = []  # the process's storage settings, set by configure()
+
+
+def configure(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    max_attempts: int = 5,
+    multipart_threshold_mb: int = 64,
+    multipart_chunk_mb: int = 16,
+) -> S3Settings:
+    """Make the config's ``storage.*`` the base of every S3 client this process builds
+    (``MMRLAIF_S3_*`` variables still win). Called where a config is loaded: the CLI and each
+    pipeline task (:func:`mmrlaif.config.parse_config`).
+
+    Returns:
+        The settings a client built now would use.
+    """
+    _configured[:] = [
+        S3Settings(
+            endpoint_url=endpoint_url,
+            region=region,
+            max_attempts=max_attempts,
+            multipart_threshold_mb=multipart_threshold_mb,
+            multipart_chunk_mb=multipart_chunk_mb,
+        )
+    ]
+    return current_settings()
+
+
+def current_settings() -> S3Settings:
+    """The settings of a client built now: ``MMRLAIF_S3_*`` over :func:`configure`'s."""
+    return S3Settings.from_env(base=_configured[0] if _configured else None)
+
+
 def _endpoint_overridden(settings: S3Settings) -> bool:
     return bool(
         settings.endpoint_url
@@ -224,7 +263,7 @@ def _endpoint_overridden(settings: S3Settings) -> bool:
 
 
 def client(settings: S3Settings | None = None, *, cached: bool = True) -> S3Client:
-    """A boto3 S3 client for ``settings`` (``S3Settings.from_env()`` when ``None``).
+    """A boto3 S3 client for ``settings`` (:func:`current_settings` when ``None``).
 
     Building a client parses botocore's S3 model (about 0.1 s), so clients are cached, keyed
     by ``settings`` and by a digest of the ``AWS_*`` environment variables: a change of
@@ -240,7 +279,7 @@ def client(settings: S3Settings | None = None, *, cached: bool = True) -> S3Clie
         settings: Endpoint, region and retry settings.
         cached: ``False`` builds a fresh client (own session) every time.
     """
-    settings = settings or S3Settings.from_env()
+    settings = settings or current_settings()
     if not cached:
         return _new_client(settings)
     digest = hashlib.sha256()
@@ -452,7 +491,7 @@ def upload_file(local: str | Path, uri: str, settings: S3Settings | None = None)
     Args:
         local: The file to upload.
         uri: Target ``s3://bucket/key``.
-        settings: Endpoint and transfer settings; ``S3Settings.from_env()`` when ``None``.
+        settings: Endpoint and transfer settings; :func:`current_settings` when ``None``.
 
     Returns:
         ``uri``.
@@ -461,7 +500,7 @@ def upload_file(local: str | Path, uri: str, settings: S3Settings | None = None)
         FileNotFoundError: ``local`` is not a file.
         ValueError: ``uri`` is malformed.
     """
-    settings = settings or S3Settings.from_env()
+    settings = settings or current_settings()
     bucket, key = parse_s3(uri, require_key=True)
     local = Path(local)
     if not local.is_file():
@@ -490,7 +529,7 @@ def download_file(uri: str, local: str | Path, settings: S3Settings | None = Non
     Raises:
         FileNotFoundError: Naming ``uri`` when the object does not exist.
     """
-    settings = settings or S3Settings.from_env()
+    settings = settings or current_settings()
     bucket, key = parse_s3(uri, require_key=True)
     local = Path(local)
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -517,7 +556,7 @@ def download_file(uri: str, local: str | Path, settings: S3Settings | None = Non
 
 def exists(uri: str, settings: S3Settings | None = None) -> bool:
     """Whether the object ``uri`` exists (for a URI ending in ``/``: anything under it)."""
-    settings = settings or S3Settings.from_env()
+    settings = settings or current_settings()
     bucket, key = parse_s3(uri)
     s3 = client(settings)
     if not key or key.endswith("/"):
@@ -546,7 +585,7 @@ def list_prefix(uri: str, settings: S3Settings | None = None) -> list[str]:
     The prefix is a plain string prefix, as in S3: ``s3://b/model`` also matches
     ``s3://b/model-v2/...``; end it with ``/`` to list one folder.
     """
-    settings = settings or S3Settings.from_env()
+    settings = settings or current_settings()
     bucket, key = parse_s3(uri)
     s3 = client(settings)
     keys = _retrying(settings, lambda: _list_keys(s3, bucket, key), f"listing of {uri}")
@@ -592,7 +631,7 @@ def upload_tree(local_dir: str | Path, uri_prefix: str, settings: S3Settings | N
     Args:
         local_dir: The folder to upload (nested files included).
         uri_prefix: Target ``s3://bucket/prefix`` (not the bucket root).
-        settings: Endpoint and transfer settings; ``S3Settings.from_env()`` when ``None``.
+        settings: Endpoint and transfer settings; :func:`current_settings` when ``None``.
 
     Returns:
         ``uri_prefix`` without a trailing slash.
@@ -601,7 +640,7 @@ def upload_tree(local_dir: str | Path, uri_prefix: str, settings: S3Settings | N
         NotADirectoryError: ``local_dir`` is not a folder.
         ValueError: ``uri_prefix`` is malformed, or the folder holds ``_MANIFEST.json``.
     """
-    settings = settings or S3Settings.from_env()
+    settings = settings or current_settings()
     bucket, prefix = _folder_key(uri_prefix)
     local_dir = Path(local_dir)
     if not local_dir.is_dir():
@@ -677,7 +716,7 @@ def read_manifest(uri_prefix: str, settings: S3Settings | None = None) -> dict[s
         IncompleteTreeError: Naming the prefix when it has no manifest.
         IntegrityError: When the manifest is malformed or names unsafe paths.
     """
-    settings = settings or S3Settings.from_env()
+    settings = settings or current_settings()
     bucket, prefix = _folder_key(uri_prefix)
     s3 = client(settings)
     target = _uri(bucket, prefix)
@@ -733,7 +772,7 @@ def download_tree(
         IncompleteTreeError: Naming the prefix when ``_MANIFEST.json`` is missing.
         IntegrityError: When a file's size or sha256 differs from the manifest.
     """
-    settings = settings or S3Settings.from_env()
+    settings = settings or current_settings()
     bucket, prefix = _folder_key(uri_prefix)
     manifest = read_manifest(uri_prefix, settings)
     s3 = client(settings)

@@ -114,6 +114,16 @@ def find_pipeline_run(run_dir: str | Path, run_id: str | None = None) -> Path | 
     return max(runs, key=lambda p: p.stat().st_mtime, default=None)
 
 
+def parent_run_ids(run_dir: str | Path) -> list[str]:
+    """The MLflow parent run ids opened by the pipeline runs under ``run_dir/kfp`` (the
+    outputs of their start-tracking tasks), oldest pipeline run first."""
+    kfp = Path(run_dir) / "kfp"
+    if not kfp.is_dir():
+        return []
+    runs = sorted((p for p in kfp.iterdir() if _is_pipeline_run(p)), key=lambda p: p.name)
+    return [v for run in runs for v in _parameter_outputs(run, "start-tracking")]
+
+
 def collect_run(
     run_dir: str | Path | None,
     history: Sequence[Mapping[str, Any]] | None = None,

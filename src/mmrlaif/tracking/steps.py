@@ -406,3 +406,34 @@ def _register_and_gate(
         return {"version": version, "promoted": False, "reason": "gate disabled"}
     decision = promote_version(uri, name, version, cfg.tracking.gate, running_run=run_id)
     return {"version": version, "promoted": decision.promoted, "reason": decision.reason}
+
+
+def close_unfinished_runs(cfg: Config, status: str, reason: str) -> list[str]:
+    """Close the MLflow parent runs of ``run.output_dir``'s pipeline runs that are still
+    ``RUNNING`` (a task failed, the run was interrupted, or an earlier run was killed):
+    status ``status`` (``FAILED`` or ``KILLED``) and tag ``terminated_reason``.
+
+    Returns:
+        The run ids closed.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from mmrlaif.tracking.report import parent_run_ids
+
+    ids = parent_run_ids(cfg.run.output_dir)
+    if not ids:
+        return []
+    client = mf.client(tracking_uri(cfg))
+    closed = []
+    for run_id in ids:
+        try:
+            if client.get_run(run_id).info.status != "RUNNING":
+                continue
+            client.set_tag(run_id, "terminated_reason", reason)
+            client.set_terminated(run_id, status=status)
+        except MlflowException as exc:
+            logger.warning("could not close MLflow run %s: %s", run_id, exc)
+            continue
+        logger.warning("MLflow run %s closed as %s: %s", run_id, status, reason)
+        closed.append(run_id)
+    return closed

@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank{rank} %(name)s: %(message)s")
-    settings = s3.S3Settings.from_env()
+    settings = s3.current_settings()
     node = _node_dir(args.workdir)
     inputs, out = node / "inputs", node / f"rank{rank}"
     try:

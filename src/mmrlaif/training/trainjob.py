@@ -365,7 +365,7 @@ def trainjob_step(
     start, tj = time.perf_counter(), _trainjob_cfg(cfg)
     ns = resolve_namespace(cfg, namespace)
     api_client = api_client or _default_api_client()
-    settings = s3.S3Settings.from_env()
+    settings = s3.current_settings()
     settings = dataclasses.replace(
         settings,
         endpoint_url=settings.endpoint_url or cfg.storage.endpoint_url,

@@ -134,3 +134,31 @@ def test_world_step_imports_prompts_from_s3(s3_env, tmp_path: Path) -> None:
     report = json.loads((tmp_path / "world" / IMPORT_REPORT).read_text())
     assert report["source"] == uri and report["kept"] == 2
     assert len(read_rows(paths.prompts("eval"))) == 2  # the toy eval split is kept
+
+
+@pytest.mark.integration
+def test_storage_endpoint_from_the_config_reaches_the_prompt_import(
+    s3_env, tmp_path: Path, monkeypatch
+) -> None:
+    """No MMRLAIF_S3_* / AWS_ENDPOINT_URL* variables: the endpoint comes from storage.*."""
+    from mmrlaif.config import config_to_yaml, parse_config
+    from mmrlaif.io import s3
+    from mmrlaif.toyworld.stage import IMPORT_REPORT, world_step
+
+    uri = f"s3://{s3_env.bucket}/data/prompts.parquet"
+    _dataset(uri)
+    for name in ("MMRLAIF_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(s3, "_configured", [])  # this process's settings, restored afterwards
+    s3.clear_client_cache()
+    data = {
+        "world": {"n_train": 4, "n_align": 2, "n_eval": 2, "n_val": 2},
+        "data": {"align_prompts": uri, "image_column": "img", "question_column": "q"},
+        "storage": {"endpoint_url": s3_env.endpoint},
+    }
+    from mmrlaif.config import Config, from_dict
+
+    cfg = parse_config(config_to_yaml(from_dict(Config, data)))  # as a pipeline task gets it
+    assert s3.current_settings().endpoint_url == s3_env.endpoint
+    world_step(cfg, tmp_path / "world")
+    assert json.loads((tmp_path / "world" / IMPORT_REPORT).read_text())["kept"] == 2

@@ -253,3 +253,28 @@ def test_import_has_no_kfp_or_mlflow() -> None:
         "sys.exit(str(bad) if bad else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unfinished_runs_are_closed(tmp_path: Path) -> None:
+    """A pipeline run whose MLflow parent is still RUNNING (killed, failed) is closed."""
+    from mmrlaif.config import Config, from_dict
+    from mmrlaif.tracking.steps import close_unfinished_runs, start_step
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = from_dict(
+        Config, {"run": {"output_dir": str(tmp_path)}, "tracking": {"uri": uri, "experiment": "k"}}
+    )
+    killed, finished = start_step(cfg, run_name="killed"), start_step(cfg, run_name="done")
+    client = mlflow.MlflowClient(uri)
+    client.set_terminated(finished, "FINISHED")
+    for name, run_id in (("p-1", killed), ("p-2", finished)):
+        task = tmp_path / "kfp" / name / "start-tracking"
+        task.mkdir(parents=True)
+        output = {"parameterValues": {"Output": run_id}}
+        (task / "executor_output.json").write_text(json.dumps(output))
+    assert close_unfinished_runs(cfg, "KILLED", "found unfinished by a later run") == [killed]
+    run = client.get_run(killed)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["terminated_reason"] == "found unfinished by a later run"
+    assert client.get_run(finished).info.status == "FINISHED"
+    assert close_unfinished_runs(cfg, "KILLED", "again") == []

@@ -85,7 +85,7 @@ class DataRoot:
     Args:
         location: The folder or ``s3://`` prefix.
         benchmark: Benchmark name, used in error messages.
-        settings: S3 settings; ``S3Settings.from_env()`` when ``None``.
+        settings: S3 settings; ``s3.current_settings()`` when ``None``.
 
     Raises:
         BenchmarkDataError: If ``location`` is a malformed S3 URI.
