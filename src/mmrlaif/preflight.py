@@ -7,7 +7,7 @@ alone. Each problem names the config key (or the environment variable) and the f
   (``check_local_paths``, ``check_trainer_args``);
 * the tracking server answers (an ``http(s)`` tracking URI), within ``timeout`` seconds
   instead of MLflow's own minutes of retries;
-* every S3 bucket the config names is reachable with the credentials at hand;
+* every S3 bucket the run reads or writes is reachable with the credentials at hand;
 * local model folders load: ``config.json`` parses, every ``*.safetensors`` file has a whole
   header, and the policy's processor loads with an image token its tokenizer knows.
 """
@@ -20,13 +20,13 @@ import logging
 import struct
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mmrlaif.config import MODEL_PATH_KEYS, Config, ConfigError, to_dict
+from mmrlaif.config import MODEL_PATH_KEYS, Config, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -119,19 +119,32 @@ def _tracking(cfg: Config, timeout: float) -> list[Problem]:
         ]
 
 
-def _s3_values(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(data, Mapping):
-        for k, v in data.items():
-            yield from _s3_values(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(data, list | tuple):
-        for i, v in enumerate(data):
-            yield from _s3_values(v, f"{prefix}[{i}]")
-    elif isinstance(data, str) and data.startswith("s3://"):
-        yield prefix, data
+def _s3_uris(cfg: Config) -> list[tuple[str, str]]:
+    """(key, URI) of every ``s3://`` location a run of ``cfg`` reads or writes: prompts, the
+    prompt ledger, the shard cache, model paths and the data of the benchmarks it runs (a
+    preset's other benchmark roots and the cluster's staging areas are not used here)."""
+    from mmrlaif.config import TOYWORLD_DATA, selection_benchmark
+
+    candidates = [
+        ("data.align_prompts", cfg.data.align_prompts),
+        ("data.prompts_prefix", cfg.data.prompts_prefix),
+        ("data.ledger_uri", cfg.data.ledger_uri if cfg.data.prompts_prefix else None),
+        ("pipeline.shard_cache", cfg.pipeline.shard_cache),
+    ]
+    for dotted in MODEL_PATH_KEYS:
+        section, key = dotted.split(".")
+        candidates.append((dotted, getattr(getattr(cfg, section), key)))
+    bench = cfg.eval.benchmarks
+    selecting = selection_benchmark(cfg.pipeline.select_metric)
+    for name in dict.fromkeys([*bench.run, *([selecting] if selecting else [])]):
+        root = bench.data.get(name)
+        if root != TOYWORLD_DATA:
+            candidates.append((f"eval.benchmarks.data.{name}", root))
+    return [(k, v) for k, v in candidates if isinstance(v, str) and v.startswith("s3://")]
 
 
 def _buckets(cfg: Config, timeout: float) -> list[Problem]:
-    uris = list(_s3_values(to_dict(cfg)))
+    uris = _s3_uris(cfg)
     if not uris:
         return []
     import boto3

@@ -92,6 +92,10 @@ def test_s3_buckets_are_checked(s3_env, tmp_path: Path) -> None:
         tmp_path,
         data={"align_prompts": "s3://no-such-bucket/prompts.parquet"},
         pipeline={"shard_cache": f"s3://{s3_env.bucket}/shards"},
+        # locations this run does not use are not checked: the cluster's pipeline root, the
+        # data of a benchmark it does not run
+        kfp={"pipeline_root": "s3://cluster-only/root"},
+        eval={"benchmarks": {"data": {"pope": "s3://not-run/pope"}}},
     )
     (problem,) = preflight(cfg, timeout=2.0)
     assert problem == Problem(
