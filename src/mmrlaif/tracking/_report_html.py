@@ -99,7 +99,14 @@ def pct(value: Any, digits: int = 1) -> str | None:
 def header(data: RunData, generated: str) -> str:
     """Title, what run this is, and the first-to-last change of the headline measures."""
     its = data.iterations
+    status = (
+        "finished"
+        if data.summary
+        else "did not finish: the finish step left no summary (a task failed or the run was "
+        "stopped; see pipeline.log)"
+    )
     meta = [
+        ("status", status),
         ("method", data.method or "unknown"),
         ("alignment iterations", str(max(len(its) - 1, 0))),
         ("MLflow run", data.run_id or "–"),

@@ -192,6 +192,8 @@ def test_report_is_one_self_contained_page_with_every_section(rlaifv_run: Path) 
     assert all(base64.b64decode(p).startswith(PNG_MAGIC) for p in plots)
     assert "Not available" not in html
     assert RUN_ID in html and "rlaif-v-2026-01-01" in html
+    # no finish step ran in this folder: the report says the run did not finish
+    assert "<td>status</td><td>did not finish: the finish step left no summary" in html
     # base: 1 of 3 mentions hallucinated, 1 of 2 responses; then none
     assert "<td>33.3%</td><td>50.0%</td><td>100.0%</td>" in html
     assert "ObjHal 33.3% → 0.0% (-100%)" in html
@@ -323,6 +325,7 @@ def test_finish_step_writes_the_report_and_logs_it_on_the_parent_run(
     html = _html(rlaifv_run / REPORT_NAME)
     assert run_id in html and "<mark>dog</mark>" in html
     assert f"<td>alignment prompts imported</td><td>{line}</td>" in html
+    assert "<td>status</td><td>finished</td>" in html
     client = mlflow.MlflowClient(uri)
     metrics = client.get_run(run_id).data.metrics
     assert (metrics["import/kept"], metrics["import/skipped/image too large"]) == (3, 2)
