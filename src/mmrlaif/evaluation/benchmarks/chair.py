@@ -142,29 +142,40 @@ class ChairVocabulary:
         normalise: Callable[[str], str] = (
             nlp.singularize if self.flavour == "rohrbach" else nlp.lemmatize
         )
-        return self.object_words([normalise(w) for w in words], merge=True)
+        return self.object_words(self.merge_double_words([normalise(w) for w in words]))
 
-    def object_words(self, words: Sequence[str], merge: bool = False) -> list[tuple[str, str]]:
-        """The (word, node word) of the synonym-file words among ``words``.
+    def merge_double_words(self, words: Sequence[str], keep_single: bool = True) -> list[str]:
+        """Merge two-word names left to right (``a hot dog`` -> ``a``, ``hot dog``).
 
         Args:
-            words: Normalised words (or, on the GPT path, extracted object names).
-            merge: Merge two-word names first (the captions path); the GPT path does not.
+            words: Normalised words.
+            keep_single: Keep the words that are not part of a two-word name (the captions
+                path); ``False`` keeps the two-word names only (the GPT path's
+                ``get_double_words_only``).
         """
-        merged = list(words)
-        if merge:
-            merged, i = [], 0
-            while i < len(words):
-                pair = " ".join(words[i : i + 2])
-                if pair in self.double_words:
-                    merged.append(self.double_words[pair])
-                    i += 2
-                else:
-                    merged.append(words[i])
-                    i += 1
-        if "toilet" in merged and "seat" in merged:
-            merged = [w for w in merged if w != "seat"]
-        return [(w, self.inverse[w]) for w in merged if w in self.inverse]
+        merged, i = [], 0
+        while i < len(words):
+            pair = " ".join(words[i : i + 2])
+            if pair in self.double_words:
+                merged.append(self.double_words[pair])
+                i += 2
+                continue
+            if keep_single:
+                merged.append(words[i])
+            i += 1
+        return merged
+
+    def object_words(self, words: Sequence[str]) -> list[tuple[str, str]]:
+        """The (word, node word) of the synonym-file words among ``words`` (``seat`` dropped
+        when ``toilet`` is there).
+
+        Args:
+            words: Words after :meth:`merge_double_words` (or, on the GPT path, extracted
+                object names).
+        """
+        if "toilet" in words and "seat" in words:
+            words = [w for w in words if w != "seat"]
+        return [(w, self.inverse[w]) for w in words if w in self.inverse]
 
 
 @dataclass(frozen=True)

@@ -149,15 +149,7 @@ def refine_objects(
     refined: list[str] = []
     for text in objects:
         tagged = nlp.lemma_tags(f"a {text}")
-        lemmas = [lemma for lemma, _ in tagged]
-        doubles, i = [], 0
-        while i < len(lemmas):
-            pair = " ".join(lemmas[i : i + 2])
-            if pair in vocabulary.double_words:
-                doubles.append(vocabulary.double_words[pair])
-                i += 2
-            else:
-                i += 1
+        doubles = vocabulary.merge_double_words([lemma for lemma, _ in tagged], keep_single=False)
         refined += doubles or _noun_phrases(tagged)
     return list(dict.fromkeys(refined))
 
