@@ -42,12 +42,11 @@ from mmrlaif.evaluation.benchmarks.mmhal import MMHalJudge, load_mmhal, score_mm
 from mmrlaif.evaluation.benchmarks.nlp import DEFAULT_SPACY_MODEL, ReferenceNlp, reference_marks
 from mmrlaif.evaluation.benchmarks.object_halbench import (
     object_halbench_headline,
-    object_halbench_metrics,
 )
 from mmrlaif.evaluation.benchmarks.object_halbench_llm import (
     DEFAULT_EXTRACTOR_SPACY_MODEL,
     LLMObjectExtractor,
-    object_halbench_llm_metrics,
+    score_object_halbench,
 )
 from mmrlaif.evaluation.benchmarks.pope import POPE_FILE_PATTERN, load_pope_split, score_pope
 
@@ -182,20 +181,13 @@ def score_object_halbench_file(
     vocabulary = ChairVocabulary.load(root, "rlaifv")
     nlp = ReferenceNlp(spacy_model=spacy_model if extractor else None)
     truth = load_coco_ground_truth(root, set(image_ids), vocabulary, nlp)
-    gt = [truth[i] for i in image_ids]
-    if extractor is not None:
-        names = [f"{answers.name} {label}" for label, _ in records]
-        result, _ = object_halbench_llm_metrics(
-            questions, texts, gt, vocabulary, extractor, nlp, names
-        )
-    else:
-        result = object_halbench_metrics(texts, gt, vocabulary, nlp)
+    names = [f"{answers.name} {label}" for label, _ in records]
+    result, _, data = score_object_halbench(
+        questions, texts, [truth[i] for i in image_ids], vocabulary, nlp, extractor, names
+    )
     headline = {
         f"object_halbench_{k}": float(v) for k, v in object_halbench_headline(result).items()
     }
-    data = (
-        result.to_dict() | reference_marks(nlp) | {"extractor": "llm" if extractor else "lexicon"}
-    )
     return ScoredFile("object_halbench", headline, data, len(texts))
 
 

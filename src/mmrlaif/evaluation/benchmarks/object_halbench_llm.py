@@ -25,8 +25,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from mmrlaif.evaluation.benchmarks.chair import ChairResult, ChairVocabulary, chair_counts
-from mmrlaif.evaluation.benchmarks.nlp import ReferenceNlp
-from mmrlaif.evaluation.benchmarks.object_halbench import reference_answer_text
+from mmrlaif.evaluation.benchmarks.nlp import ReferenceNlp, reference_marks
+from mmrlaif.evaluation.benchmarks.object_halbench import (
+    object_halbench_metrics,
+    reference_answer_text,
+)
 from mmrlaif.models.openai_client import EndpointError, OpenAIClient
 
 logger = logging.getLogger(__name__)
@@ -185,3 +188,30 @@ def object_halbench_llm_metrics(
         refined_all.append(refined)
         found.append(vocabulary.object_words(refined))
     return chair_counts(found, ground_truth, answers), refined_all
+
+
+def score_object_halbench(
+    questions: Sequence[str],
+    responses: Sequence[str],
+    ground_truth: Sequence[set[str] | frozenset[str]],
+    vocabulary: ChairVocabulary,
+    nlp: ReferenceNlp,
+    extractor: LLMObjectExtractor | None = None,
+    items: Sequence[str] | None = None,
+) -> tuple[ChairResult, list[list[str]] | None, dict[str, Any]]:
+    """Object HalBench by the GPT path when an ``extractor`` is given, else the lexicon path.
+
+    Returns:
+        The figures; the refined objects per answer (GPT path only); and the result as JSON
+        data with its reference marks (:func:`~.nlp.reference_marks`) and ``extractor``.
+    """
+    objects = None
+    if extractor is not None:
+        result, objects = object_halbench_llm_metrics(
+            questions, responses, ground_truth, vocabulary, extractor, nlp, items
+        )
+    else:
+        result = object_halbench_metrics(responses, ground_truth, vocabulary, nlp)
+    data = result.to_dict() | reference_marks(nlp)
+    data["extractor"] = "llm" if extractor is not None else "lexicon"
+    return result, objects, data

@@ -48,12 +48,11 @@ from mmrlaif.evaluation.benchmarks.object_halbench import (
     OBJECT_HALBENCH_FILE,
     load_object_halbench_items,
     object_halbench_headline,
-    object_halbench_metrics,
 )
 from mmrlaif.evaluation.benchmarks.object_halbench_llm import (
     DEFAULT_EXTRACTOR_SPACY_MODEL,
     LLMObjectExtractor,
-    object_halbench_llm_metrics,
+    score_object_halbench,
 )
 from mmrlaif.evaluation.benchmarks.pope import (
     POPE_ANSWER_RULES,
@@ -251,17 +250,18 @@ def _prepare_object_halbench(
 
     def score(answers: list[str]) -> _Scored:
         extra = [{"image_id": i.image_id, "gt_objects": sorted(truth[i.image_id])} for i in items]
-        if opts.objhal_extractor == "llm":
-            questions = [i.question for i in items]
-            names = [f"object_halbench/{i.record}" for i in items]
-            result, objects = object_halbench_llm_metrics(
-                questions, answers, ground_truth, vocabulary, extractor, nlp, names
-            )
+        result, objects, data = score_object_halbench(
+            [i.question for i in items],
+            answers,
+            ground_truth,
+            vocabulary,
+            nlp,
+            extractor if opts.objhal_extractor == "llm" else None,
+            [f"object_halbench/{i.record}" for i in items],
+        )
+        if objects is not None:
             extra = [e | {"objects": o} for e, o in zip(extra, objects, strict=True)]
-        else:
-            result = object_halbench_metrics(answers, ground_truth, vocabulary, nlp)
-        marks = reference_marks(nlp) | {"extractor": opts.objhal_extractor}
-        return result.to_dict() | marks, object_halbench_headline(result), extra
+        return data, object_halbench_headline(result), extra
 
     return _Task("object_halbench", root, [i.query() for i in items], score)
 
