@@ -126,7 +126,7 @@ def score_pope_file(
     result = score_pope(items, texts, answer_rule)
     figures = ("accuracy", "precision", "recall", "f1", "yes_ratio")
     headline = {f"pope_{split}_{k}": float(getattr(result, k)) for k in figures}
-    data = result.to_dict() | reference_marks(ReferenceNlp(None), answer_rule)
+    data = result.to_dict() | reference_marks(None, answer_rule)
     return ScoredFile("pope", headline, data, len(texts))
 
 

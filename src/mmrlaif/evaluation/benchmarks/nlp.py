@@ -197,10 +197,11 @@ class ReferenceNlp:
         return similar
 
 
-def reference_marks(nlp: ReferenceNlp, answer_rule: str | None = None) -> dict[str, Any]:
+def reference_marks(nlp: ReferenceNlp | None, answer_rule: str | None = None) -> dict[str, Any]:
     """How far a result is the reference script's: ``reference`` (bool) and ``approximate``
-    (each fallback used, one sentence), plus ``answer_rule`` when the benchmark has one."""
-    approximate = nlp.approximations()
+    (each fallback ``nlp`` used, one sentence; ``nlp`` ``None``: the benchmark uses no NLP),
+    plus ``answer_rule`` when the benchmark has one."""
+    approximate = nlp.approximations() if nlp is not None else []
     marks: dict[str, Any] = {}
     if answer_rule is not None:
         marks["answer_rule"] = answer_rule

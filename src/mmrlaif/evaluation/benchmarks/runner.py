@@ -213,7 +213,7 @@ def _prepare_pope(root: DataRoot, opts: BenchmarkOptions) -> _Task:
             results[split] = result.to_dict()
             for key in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
                 headline[f"{split}_{key}"] = getattr(result, key)
-        results.update(reference_marks(ReferenceNlp(None), opts.pope_answer_rule))
+        results.update(reference_marks(None, opts.pope_answer_rule))
         return results, headline, None
 
     return _Task("pope", root, queries, score)
