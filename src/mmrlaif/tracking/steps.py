@@ -208,7 +208,7 @@ def log_iteration_step(
         and candidate_report_dir is not None
         and not dpo.get("skipped_reason")
     ):
-        version = _register(
+        version, _ = _register(
             cfg,
             child_id,
             run_id,
@@ -280,14 +280,18 @@ def _register(
     policy_run: str | Path,
     report_dir: str | Path,
     extra: dict[str, str] | None = None,
-) -> str | None:
+) -> tuple[str | None, str]:
     """Register a policy folder as a version of ``tracking.registered_model`` (if set), unless
     its figures rule it out (:func:`~mmrlaif.tracking.gate.unfit_reasons`: not finite, or under
-    the gate's floors), which is logged and tagged on ``run_id`` instead."""
+    the gate's floors), which is logged and tagged on ``run_id`` instead.
+
+    Returns:
+        The version (``None`` when nothing was registered) and why not ('' when it was).
+    """
     from mmrlaif.tracking.gate import unfit_reasons
 
     if not cfg.tracking.registered_model:
-        return None
+        return None, "tracking.registered_model is null"
     unfit = unfit_reasons(
         headline_of(_read_json(Path(report_dir) / artifacts.EVAL_REPORT)), cfg.tracking.gate
     )
@@ -295,10 +299,11 @@ def _register(
         reason = "; ".join(unfit)
         logger.warning("%s not registered: %s", policy_run, reason)
         mf.client(tracking_uri(cfg)).set_tag(run_id, "not_registered", reason)
-        return None
+        return None, reason
     model = artifacts.model_dir(policy_run)
     tags = version_tags(cfg, pipeline_run_id, model, report_dir) | dict(extra or {})
-    return register_model(tracking_uri(cfg), run_id, model, cfg.tracking.registered_model, tags)
+    name = cfg.tracking.registered_model
+    return register_model(tracking_uri(cfg), run_id, model, name, tags), ""
 
 
 def finish_step(
@@ -397,10 +402,9 @@ def _register_and_gate(
         None,
     )
     if version is None:
-        version = _register(cfg, run_id, run_id, policy_run, report_dir)
-    if version is None:
-        reason = mf.client(uri).get_run(run_id).data.tags.get("not_registered", "")
-        return {"version": None, "promoted": False, "reason": f"not registered: {reason}"}
+        version, why_not = _register(cfg, run_id, run_id, policy_run, report_dir)
+        if version is None:
+            return {"version": None, "promoted": False, "reason": f"not registered: {why_not}"}
     client.set_model_version_tag(name, version, "final", "true")
     if not cfg.tracking.gate.enabled:
         return {"version": version, "promoted": False, "reason": "gate disabled"}
