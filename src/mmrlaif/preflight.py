@@ -20,10 +20,8 @@ import logging
 import struct
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from mmrlaif.config import MODEL_PATH_KEYS, Config, ConfigError
@@ -228,9 +226,10 @@ def _model_folders(cfg: Config) -> list[Problem]:
 def _image_token(cfg: Config, folder: Path, dotted: str) -> list[Problem]:
     from transformers import AutoProcessor
 
-    load: Callable[..., Any] = AutoProcessor.from_pretrained
     try:
-        processor = load(folder, trust_remote_code=cfg.model.trust_remote_code)
+        processor = AutoProcessor.from_pretrained(
+            folder, trust_remote_code=cfg.model.trust_remote_code
+        )
     except Exception as exc:
         return [Problem(dotted, f"{folder}: the processor does not load ({exc})")]
     token = getattr(processor, "image_token", None)
