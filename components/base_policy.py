@@ -11,10 +11,10 @@ def base_policy(
     config: str, world: Input[Dataset], policy: Output[Model], metrics: Output[Metrics]
 ):
     """Fine-tune the tiny base policy on the world (``model.name_or_path: null``) or import one."""
+    from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
     from mmrlaif.training.sft import base_policy_stage
 
     cfg = parse_config(config)
     result = base_policy_stage(cfg, world.path, policy.path)
-    metrics.log_metric("sft_seconds", result.seconds)
-    metrics.log_metric("sft_examples", result.n_examples)
+    log_metrics(metrics, {"sft_seconds": result.seconds, "sft_examples": result.n_examples})

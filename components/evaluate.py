@@ -15,9 +15,9 @@ def evaluate(
     metrics: Output[Metrics],
 ):
     """ObjHal, RespHal, Cover and POPE on the eval split; CHAIR on validation."""
+    from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
     from mmrlaif.evaluation.evaluate import evaluate_step
 
     held_out, _ = evaluate_step(parse_config(config), policy.path, world.path, report.path)
-    for key, value in held_out.headline().items():
-        metrics.log_metric(key, value)
+    log_metrics(metrics, held_out.headline())

@@ -17,6 +17,7 @@ def label(
     metrics: Output[Metrics],
 ):
     """Split answers into claims, ask the labeler a yes/no question per claim, score answers."""
+    from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
     from mmrlaif.labeling.stage import label_step
 
@@ -28,5 +29,4 @@ def label(
         samples.path,
         feedback.path,
     )
-    metrics.log_metric("claims", stats.claims)
-    metrics.log_metric("questions_answered", stats.questions_answered)
+    log_metrics(metrics, {"claims": stats.claims, "questions_answered": stats.questions_answered})

@@ -18,15 +18,15 @@ def build_pairs(
 ):
     """RLAIF-V pairs: score gap >= min_gap, at most k per prompt, length-balanced (plus the
     policy's POVID pairs with ``pairs.add_povid``)."""
+    from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
     from mmrlaif.pairs.stage import pairs_step
 
     stats = pairs_step(
         parse_config(config), iteration, feedback.path, world.path, pairs.path, policy.path
     )
-    metrics.log_metric("pairs", stats.pairs_out)
-    for source, n in stats.added_povid.items():
-        metrics.log_metric(f"pairs_{source}", n)
+    added = {f"pairs_{source}": n for source, n in stats.added_povid.items()}
+    log_metrics(metrics, {"pairs": stats.pairs_out, **added})
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -39,8 +39,9 @@ def povid_pairs(
     metrics: Output[Metrics],
 ):
     """POVID pairs: the truth vs injected hallucinations / the policy's answer on noise."""
+    from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
     from mmrlaif.pairs.stage import povid_step
 
     stats = povid_step(parse_config(config), iteration, policy.path, world.path, pairs.path)
-    metrics.log_metric("pairs", stats.pairs_out)
+    log_metrics(metrics, {"pairs": stats.pairs_out})

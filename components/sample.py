@@ -18,12 +18,18 @@ def sample(
 ):
     """Sample ``sampling.n`` answers per align prompt (of shard ``shard`` when the prompts are
     sharded); seeds derive from the iteration."""
+    from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
     from mmrlaif.sampling.stage import sample_step
 
     cfg = parse_config(config)
     stats = sample_step(cfg, iteration, policy.path, world.path, samples.path, shard)
-    metrics.log_metric("samples", stats.samples_out)
-    metrics.log_metric("tokens_per_second", stats.tokens_per_second)
-    metrics.log_metric("endpoint_requests", stats.requests)
-    metrics.log_metric("endpoint_retries", stats.retries)
+    log_metrics(
+        metrics,
+        {
+            "samples": stats.samples_out,
+            "tokens_per_second": stats.tokens_per_second,
+            "endpoint_requests": stats.requests,
+            "endpoint_retries": stats.retries,
+        },
+    )

@@ -16,6 +16,7 @@ def train_dpo(
     metrics: Output[Metrics],
 ):
     """DPO from the iteration's starting policy (also the reference) on its pairs."""
+    from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
     from mmrlaif.training.launch import train_in_task
 
@@ -23,8 +24,7 @@ def train_dpo(
     report = train_in_task(
         parse_config(config), iteration, policy.path, pairs.path, trained.path, trained.uri
     )
-    metrics.log_metric("pairs", report["n_pairs"])
-    metrics.log_metric("seconds", report["seconds"] or 0.0)
+    log_metrics(metrics, {"pairs": report["n_pairs"], "seconds": report["seconds"] or 0.0})
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -44,6 +44,7 @@ def train_dpo_trainjob(
     iteration it names the TrainJob, so a retried task attaches to its job instead of
     starting another.
     """
+    from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
     from mmrlaif.training.trainjob import run_label, trainjob_name, trainjob_step
 
@@ -56,6 +57,7 @@ def train_dpo_trainjob(
         job_name=trainjob_name(job_id, iteration),
         labels={"mmrlaif/pipeline-run": run_label(job_id)},
     )
-    metrics.log_metric("pairs", result.n_pairs)
-    metrics.log_metric("seconds", result.train_seconds)
-    metrics.log_metric("job_seconds", result.seconds)
+    log_metrics(
+        metrics,
+        {"pairs": result.n_pairs, "seconds": result.train_seconds, "job_seconds": result.seconds},
+    )

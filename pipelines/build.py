@@ -4,36 +4,43 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import re
 import sys
 import time
+import uuid
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mmrlaif.config import Config, config_to_json
+
+if TYPE_CHECKING:
+    from mmrlaif.pipelines.common import LocalRun
 
 logger = logging.getLogger(__name__)
 
 
-def build_pipeline(cfg: Config, on_kubernetes: bool = True):
+def build_pipeline(cfg: Config, on_kubernetes: bool = True, local_run: LocalRun | None = None):
     """The pipeline function of ``cfg.pipeline.method``, its ``config`` default = ``cfg``.
 
     Args:
         cfg: The configuration.
         on_kubernetes: Apply ``cfg.kubernetes`` (images, resources, GPUs, Secrets, retries) to
             the tasks; off for local runs, where they would not apply.
+        local_run: A local run's key and checkpoint root (``run_local``): its tasks are cached
+            under the key, so that a killed run rerun in its folder resumes.
     """
     text = config_to_json(cfg)
     if cfg.pipeline.method == "rlaifv":
         from mmrlaif.pipelines.rlaif_v import rlaif_v_pipeline
 
-        return rlaif_v_pipeline(cfg, text, on_kubernetes)
+        return rlaif_v_pipeline(cfg, text, on_kubernetes, local_run)
     from mmrlaif.pipelines.povid import povid_pipeline
 
-    return povid_pipeline(cfg, text, on_kubernetes)
+    return povid_pipeline(cfg, text, on_kubernetes, local_run)
 
 
 def compile_pipeline(cfg: Config, path: str | Path) -> Path:
@@ -115,7 +122,8 @@ def task_failure(log_text: str, task: str | None) -> str | None:
 
 
 _PROGRESS = re.compile(
-    r"- (INFO|WARNING|ERROR) - (Task '.*' finished|Pipeline '.*' finished|.*FAIL)"
+    r"- (INFO|WARNING|ERROR) - (Task '.*' finished|Task .* cache hit|Pipeline '.*' finished"
+    r"|.*FAIL)"
 )
 
 
@@ -140,15 +148,32 @@ def _restore_print_and_logging():
         root.setLevel(saved_level)
 
 
-def run_local(cfg: Config, tracking_uri: str) -> Path:
+#: Where a local run keeps what a rerun needs to resume it (in ``run.output_dir``): the state
+#: of the folder's last run (``state.json``) and kfp.local's task cache (``cache/``).
+RESUME_DIR = "resume"
+
+
+def run_local(cfg: Config, tracking_uri: str, *, fresh: bool = False) -> Path:
     """Run the pipeline here with ``kfp.local`` (one subprocess per task).
 
+    A run killed or failed part-way resumes when it is run again in the same output folder:
+    each run has a key (kept in ``resume/state.json`` until it finishes), every task but the
+    tracking ones is cached by ``kfp.local`` under that key, so the tasks that finished are
+    reused, not redone, and an unfinished DPO task resumes from its last complete checkpoint
+    (``<run.output_dir>/checkpoints``). A task's outputs enter the cache only when it
+    succeeded, so nothing a killed task half-wrote is read. The tracking tasks always run:
+    the resumed run is a new MLflow run (the killed one is closed by the CLI), logged whole.
+    A run that finished, or ``fresh``, starts a new key: new samples, verdicts and training.
+
     Task logs are appended to ``<run.output_dir>/pipeline.log`` (earlier runs' logs are kept,
-    each run under a header line); the terminal shows one line per task.
+    each run under a header line); the terminal shows one line per task. Task processes still
+    running when this returns or raises, or when this process is killed, are stopped
+    (:class:`~mmrlaif.pipelines.reaper.Reaper`).
 
     Args:
         cfg: The configuration (``run.output_dir`` holds the KFP artifacts under ``kfp/``).
         tracking_uri: Exported as ``MLFLOW_TRACKING_URI`` so every task logs to the same store.
+        fresh: Start anew even when the folder's last run did not finish.
 
     Returns:
         The path of the run's summary JSON.
@@ -159,10 +184,31 @@ def run_local(cfg: Config, tracking_uri: str) -> Path:
     """
     from kfp import local
 
+    from mmrlaif.io import write_json
+    from mmrlaif.pipelines.common import LocalRun
+    from mmrlaif.pipelines.reaper import Reaper
+
     root = Path(cfg.run.output_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "kfp"))
+    state_path = root / RESUME_DIR / "state.json"
+    state = _read_state(state_path)
+    resumed = not fresh and state is not None and not state.get("finished")
+    if resumed:
+        logger.info(
+            "resuming the run started %s that did not finish: its finished tasks are reused",
+            state["started"],
+        )
+    else:
+        state = {"run_key": uuid.uuid4().hex, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    state["finished"] = False
+    write_json(state, state_path)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root / "kfp"),
+        enable_caching=True,
+        cache_root=str(root / RESUME_DIR / "cache"),
+    )
     log_path = root / "pipeline.log"
     start = log_path.stat().st_size if log_path.is_file() else 0
     logger.info("running %s locally; task logs in %s", cfg.pipeline.method, log_path)
@@ -171,12 +217,16 @@ def run_local(cfg: Config, tracking_uri: str) -> Path:
         _restore_print_and_logging(),
         contextlib.redirect_stdout(_Progress(log, sys.stdout)),
         warnings.catch_warnings(),
+        Reaper(),
     ):
         # the local runner ignores Kubernetes settings and base images, and says so per task
         warnings.filterwarnings("ignore", module=r"kfp\.local")
-        log.write(f"\n==== mmrlaif run {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n")
+        _log_task_decisions(log)
+        what = f"resuming the run of {state['started']}" if resumed else "new run"
+        log.write(f"\n==== mmrlaif run {time.strftime('%Y-%m-%d %H:%M:%S')} ({what}) ====\n")
         try:
-            task = build_pipeline(cfg, on_kubernetes=False)()
+            local_run = LocalRun(state["run_key"], str(root / "checkpoints"))
+            task = build_pipeline(cfg, on_kubernetes=False, local_run=local_run)()
         except RuntimeError as exc:
             log.flush()
             with log_path.open() as written:
@@ -185,4 +235,31 @@ def run_local(cfg: Config, tracking_uri: str) -> Path:
             match = _FAILED_TASK.search(_ANSI.sub("", str(exc)))
             failed = match.group(1) if match else None
             raise TaskFailedError(failed, task_failure(text, failed), log_path) from exc
+    write_json({**state, "finished": True}, state_path)
     return Path(task.output.path)
+
+
+def _log_task_decisions(log: TextIO) -> None:
+    """Copy kfp.local's decisions about whole tasks (cache hits, retries) to the run's log.
+
+    kfp.local logs them to the root logger outside any task, where its per-task handler (which
+    writes task output to the redirected stdout, hence the log) is not installed. The handler
+    added here lives as long as the run: :func:`_restore_print_and_logging` removes it.
+    """
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+    handler.addFilter(lambda record: record.module == "task_executor")
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.WARNING, logging.INFO))
+
+
+def _read_state(path: Path) -> dict | None:
+    """The last run's state, ``None`` when there is none or it cannot be read (a new run)."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not state.get("run_key") or not state.get("started"):
+        return None
+    return state

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kfp import dsl
+from kfp.dsl import pipeline_context
 
+from mmrlaif.artifacts import CHECKPOINT_DIR_ENV, RUN_KEY_ENV
 from mmrlaif.components.base_policy import base_policy
 from mmrlaif.components.evaluate import evaluate
 from mmrlaif.components.select import select_policy
@@ -15,6 +17,47 @@ from mmrlaif.components.track import finish_tracking, log_base, register, start_
 from mmrlaif.components.train import train_dpo, train_dpo_trainjob
 from mmrlaif.components.world import prepare_world
 from mmrlaif.config import Config
+
+#: Components that run again when a killed local run resumes (never taken from the cache):
+#: they log to the resumed run's new MLflow run, and register from it.
+ALWAYS_RUN: frozenset[str] = frozenset(
+    {
+        "start-tracking",
+        "log-base",
+        "log-rlaifv-iteration",
+        "log-povid-iteration",
+        "register",
+        "finish-tracking",
+    }
+)
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """What a local run gives its tasks (see :func:`mmrlaif.pipelines.build.run_local`).
+
+    Attributes:
+        run_key: The run's key, the same when a killed run is rerun in its folder: an
+            environment variable of every cached task, so part of its cache key.
+        checkpoint_dir: Root of the DPO checkpoints, outside any one task's folder.
+    """
+
+    run_key: str
+    checkpoint_dir: str
+
+
+def configure_local(local_run: LocalRun) -> None:
+    """Cache every task of the pipeline being defined but the :data:`ALWAYS_RUN` ones, under
+    the run's key (call it at the end of the pipeline function's body)."""
+    pipeline = pipeline_context.Pipeline.get_default_pipeline()
+    if pipeline is None:
+        raise RuntimeError("configure_local must be called inside a pipeline function")
+    for task in pipeline.tasks.values():
+        if task.component_spec.name in ALWAYS_RUN:
+            continue
+        task.set_caching_options(True)
+        task.set_env_variable(RUN_KEY_ENV, local_run.run_key)
+        task.set_env_variable(CHECKPOINT_DIR_ENV, local_run.checkpoint_dir)
 
 
 @dataclass

@@ -19,8 +19,8 @@ from __future__ import annotations
 from kfp import dsl, kubernetes
 from kfp.dsl import pipeline_context
 
+from mmrlaif.artifacts import CHECKPOINT_DIR_ENV
 from mmrlaif.config import Config, ResourcesConfig
-from mmrlaif.training.dpo import CHECKPOINT_DIR_ENV
 
 #: Component name -> role; components not listed are ``cpu`` tasks.
 ROLES: dict[str, str] = {

@@ -6,11 +6,23 @@ from kfp.dsl import Artifact
 from mmrlaif.components.pairs import povid_pairs
 from mmrlaif.components.track import log_povid_iteration
 from mmrlaif.config import Config
-from mmrlaif.pipelines.common import Start, finish, start, train_and_select
+from mmrlaif.pipelines.common import (
+    LocalRun,
+    Start,
+    configure_local,
+    finish,
+    start,
+    train_and_select,
+)
 from mmrlaif.pipelines.kube import configure_all
 
 
-def povid_pipeline(cfg: Config, config_text: str, on_kubernetes: bool = True):
+def povid_pipeline(
+    cfg: Config,
+    config_text: str,
+    on_kubernetes: bool = True,
+    local_run: LocalRun | None = None,
+):
     """The POVID pipeline function for ``cfg`` (``pipeline.iterations`` unrolled; arguments as
     :func:`mmrlaif.pipelines.rlaif_v.rlaif_v_pipeline`)."""
     iterations = cfg.pipeline.iterations
@@ -43,6 +55,8 @@ def povid_pipeline(cfg: Config, config_text: str, on_kubernetes: bool = True):
         summary = finish(config, s, history, policy, report)
         if on_kubernetes:
             configure_all(cfg)
+        if local_run is not None:
+            configure_local(local_run)
         return summary
 
     return povid

@@ -11,17 +11,30 @@ from mmrlaif.components.pairs import build_pairs
 from mmrlaif.components.sample import sample
 from mmrlaif.components.track import log_rlaifv_iteration
 from mmrlaif.config import Config
-from mmrlaif.pipelines.common import Start, finish, start, train_and_select
+from mmrlaif.pipelines.common import (
+    LocalRun,
+    Start,
+    configure_local,
+    finish,
+    start,
+    train_and_select,
+)
 from mmrlaif.pipelines.kube import configure_all
 
 
-def rlaif_v_pipeline(cfg: Config, config_text: str, on_kubernetes: bool = True):
+def rlaif_v_pipeline(
+    cfg: Config,
+    config_text: str,
+    on_kubernetes: bool = True,
+    local_run: LocalRun | None = None,
+):
     """The RLAIF-V pipeline function for ``cfg`` (``pipeline.iterations`` unrolled).
 
     Args:
         cfg: The configuration (its values decide the shape: iterations, Kubernetes settings).
         config_text: Default of the ``config`` parameter (the same config as one-line JSON).
         on_kubernetes: Apply ``cfg.kubernetes`` to the tasks (off for ``kfp.local`` runs).
+        local_run: A local run's key and checkpoint root: cache the tasks under its key.
 
     (No ``from __future__ import annotations`` here: KFP reads the annotations as types.)
     """
@@ -60,6 +73,8 @@ def rlaif_v_pipeline(cfg: Config, config_text: str, on_kubernetes: bool = True):
         summary = finish(config, s, history, policy, report)
         if on_kubernetes:
             configure_all(cfg)
+        if local_run is not None:
+            configure_local(local_run)
         return summary
 
     return rlaif_v

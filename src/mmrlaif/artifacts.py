@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,24 @@ EVAL_REPORT = "eval.json"
 VAL_REPORT = "val.json"
 #: Content hashes of the data a report was measured on (``eval_sha``, ``val_sha``, ``pope_sha``).
 DATA_REPORT = "data.json"
+#: Root of DPO checkpoints shared by the attempts of a task: a shared volume on Kubernetes
+#: (set by the pipeline's Kubernetes settings), ``<run.output_dir>/checkpoints`` locally.
+CHECKPOINT_DIR_ENV = "MMRLAIF_CHECKPOINT_DIR"
+#: The key of a local run (``mmrlaif run``), the same when a killed run is rerun in its
+#: folder: part of every cacheable task's cache key and of the DPO checkpoint folder's name.
+RUN_KEY_ENV = "MMRLAIF_RUN_KEY"
+
+
+def log_metrics(artifact: Any, values: Mapping[str, float]) -> None:
+    """Log ``values`` to a KFP ``Metrics`` output and write them to its path as JSON.
+
+    The file matters: ``kfp.local`` takes a cached task's outputs only while every output's
+    path exists, and a ``Metrics`` output it has no file for would make its task run again
+    whenever a killed run resumes.
+    """
+    for key, value in values.items():
+        artifact.log_metric(key, float(value))
+    write_json({key: float(value) for key, value in values.items()}, artifact.path)
 
 
 def model_dir(policy_run: str | Path) -> Path:

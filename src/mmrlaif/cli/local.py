@@ -37,7 +37,13 @@ def register(add: AddCommand) -> None:
     p.add_argument("--beta", type=float, help="reward beta (default: dpo.trainer.beta or 0.1)")
     p.add_argument("--out", help="answers table (default: <run.output_dir>/best_of_n.parquet)")
     add("demo", _cmd_demo, "world -> base policy (SFT) -> evaluation, printing the figures")
-    add("run", _cmd_run, "run the configured pipeline here with kfp.local, tracked in MLflow")
+    p = add("run", _cmd_run, "run the configured pipeline here with kfp.local, tracked in MLflow")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start anew even when the output folder's last run did not finish (by default "
+        "it resumes: the tasks it finished are reused)",
+    )
     p = add("ablate", _cmd_ablate, "run the pipeline under several variants and seeds, compared")
     p.add_argument(
         "--variants",
@@ -178,7 +184,7 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
     close_unfinished_runs(cfg, "KILLED", "found unfinished by a later mmrlaif run")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        summary = json.loads(run_local(cfg, uri).read_text())
+        summary = json.loads(run_local(cfg, uri, fresh=args.fresh).read_text())
     except TaskFailedError as exc:
         close_unfinished_runs(cfg, "FAILED", str(exc))
         if args.verbose:

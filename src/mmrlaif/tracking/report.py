@@ -7,10 +7,13 @@ missing: a section without its data says "not available" instead of failing the 
 are PNGs drawn with matplotlib's Agg canvas (no pyplot, no global backend switch) and embedded
 as ``data:`` URIs, so the file has no external references and no scripts.
 
-Output folders are recognised by what they hold (``eval.json``, ``selection.json``,
-``dpo.json``, ``<table>.parquet``); the iteration of each follows from the order KFP names
-repeated tasks in (``train-dpo``, ``train-dpo-2``...), which is the order the pipeline
-unrolls its iterations in.
+Each iteration's entry in the history indexes its artifact folders (``artifacts``: report,
+candidate report, samples, feedback, pairs, trained policy); that index is followed first, so a
+run resumed after a kill, whose earlier tasks ran in another pipeline run folder, is reported
+whole. Without it (histories written before the index existed), output folders are recognised
+by what they hold (``eval.json``, ``selection.json``, ``dpo.json``, ``<table>.parquet``) and the
+iteration of each follows from the order KFP names repeated tasks in (``train-dpo``,
+``train-dpo-2``...), which is the order the pipeline unrolls its iterations in.
 """
 
 from __future__ import annotations
@@ -158,18 +161,18 @@ def collect_run(
         it = IterationData(i, dict(entry.get("headline") or {}))
         it.kept_new, it.n_pairs = entry.get("kept_new"), entry.get("pairs")
         it.skipped_reason = entry.get("skipped_reason")
-        report = _at(evaluated, 0) if i == 0 else _at(selected, i - 1)
+        folders = _iteration_folders(entry, outputs, i)
+        report = folders.get("report")
         if report is not None:
             it.headline = _headline(report) or it.headline
             notes = _json(report / artifacts.EVAL_REPORT).get("benchmark_notes")
             it.benchmark_notes = notes if isinstance(notes, dict) else {}
             if i > 0 and (report / "selection.json").is_file():
                 it.kept_new = _json(report / "selection.json").get("keep_new")
-        candidate = _at(evaluated, i) if i > 0 else None
+        candidate = folders.get("candidate_report")
         if candidate is not None:
             it.candidate = _headline(candidate) or None
-        if i > 0:
-            _fill_stage_outputs(it, outputs, i - 1)
+        _fill_stage_outputs(it, folders)
         iterations.append(it)
     method = method or (summary or {}).get("method") or _method_of(run)
     if run_id is None:
@@ -382,15 +385,39 @@ def _images(pairs_table: str | Path, names: Sequence[str], indices: Sequence[int
     return out
 
 
-def _fill_stage_outputs(it: IterationData, outputs: Mapping[str, list[Path]], k: int) -> None:
-    """Fill iteration ``k + 1``'s stage statistics, tables and DPO report."""
+def _iteration_folders(
+    entry: Mapping[str, Any], outputs: Mapping[str, list[Path]], i: int
+) -> dict[str, Path]:
+    """Iteration ``i``'s artifact folders by role (``report``, ``candidate_report``,
+    ``samples``, ``feedback``, ``pairs``, ``trained``).
+
+    From the index its history entry carries (``artifacts``, written by the tracking steps:
+    right also when tasks were reused from an earlier, killed attempt of the run and so ran in
+    another pipeline run folder); else found in the pipeline run folder by task order.
+    """
+    index = entry.get("artifacts")
+    if isinstance(index, Mapping):
+        return {role: Path(path) for role, path in index.items() if isinstance(path, str)}
+    if i == 0:
+        found = {"report": _at(outputs.get("evaluated", []), 0)}
+    else:
+        found = {
+            "report": _at(outputs.get("selected", []), i - 1),
+            "candidate_report": _at(outputs.get("evaluated", []), i),
+            **{role: _at(outputs.get(role, []), i - 1) for role in (*_TABLES, "trained")},
+        }
+    return {role: path for role, path in found.items() if path is not None}
+
+
+def _fill_stage_outputs(it: IterationData, folders: Mapping[str, Path]) -> None:
+    """Fill an iteration's stage statistics, tables and DPO report."""
     for kind, attr in (("samples", "sampling"), ("feedback", "labeling"), ("pairs", "pairs")):
-        folder = _at(outputs.get(kind, []), k)
+        folder = folders.get(kind)
         if folder is not None:
             setattr(it, attr, artifacts.read_stats(folder) or None)
             if kind in ("pairs", "feedback"):
                 setattr(it, f"{kind}_table", folder / f"{kind}.parquet")
-    trained = _at(outputs.get("trained", []), k)
+    trained = folders.get("trained")
     if trained is not None:
         it.dpo = _json(trained / "dpo.json")
         it.n_pairs = it.dpo.get("n_pairs", it.n_pairs)

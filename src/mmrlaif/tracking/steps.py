@@ -225,6 +225,20 @@ def log_iteration_step(
             "pairs": dpo.get("n_pairs"),
             "skipped_reason": dpo.get("skipped_reason"),
             "version": version,
+            # where the report finds this iteration's artifacts (tasks reused from a killed
+            # attempt of the run ran in another pipeline run folder)
+            "artifacts": {
+                role: str(path)
+                for role, path in (
+                    ("report", report_dir),
+                    ("candidate_report", candidate_report_dir),
+                    ("samples", samples_dir),
+                    ("feedback", feedback_dir),
+                    ("pairs", pairs_dir),
+                    ("trained", trained_run),
+                )
+                if path is not None
+            },
         }
     )
     return json.dumps(entries)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -16,10 +17,17 @@ from typing import Any
 import torch
 from torch.nn import Module
 from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from mmrlaif import artifacts
-from mmrlaif.config import DPO_PER_DEVICE_DEFAULT, Config, DPOConfig, ModelConfig
+from mmrlaif.config import (
+    DPO_PER_DEVICE_DEFAULT,
+    Config,
+    DPOConfig,
+    ModelConfig,
+    config_to_json,
+)
 from mmrlaif.io import copy_tree, write_json
 from mmrlaif.models.families import (
     family_of,
@@ -30,9 +38,6 @@ from mmrlaif.models.families import (
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import save_model
 from mmrlaif.training.data import PreferenceCollator
-
-#: Root of DPO checkpoints on a shared volume (set by the pipeline's Kubernetes settings).
-CHECKPOINT_DIR_ENV = "MMRLAIF_CHECKPOINT_DIR"
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +219,7 @@ def train_dpo(
         logger.info("vision encoder frozen (%d parameters)", n_frozen)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / "checkpoints"
     args = dpo_arguments(cfg, ckpt_dir, seed)
-    last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
+    last = last_complete_checkpoint(ckpt_dir) if resume else None
     trainer_cls = PrecomputedRefDPOTrainer if cfg.precompute_ref else LiveRefDPOTrainer
     data = {
         "train_dataset": dataset,
@@ -344,6 +349,28 @@ def dpo_stage(
     return result
 
 
+def last_complete_checkpoint(folder: str | Path) -> str | None:
+    """The newest checkpoint in ``folder`` that was saved to the end, or ``None``.
+
+    ``Trainer`` writes a checkpoint in place, its ``trainer_state.json`` last: a checkpoint
+    without one was being saved when the task was killed, and is passed over (with a
+    warning) rather than resumed from.
+    """
+    folder = Path(folder)
+    found = []
+    for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if folder.is_dir() else ():
+        step = path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if path.is_dir() and step.isdigit():
+            found.append((int(step), path))
+    for _, path in sorted(found, reverse=True):
+        if (path / TRAINER_STATE_NAME).is_file():
+            return str(path)
+        logger.warning(
+            "checkpoint %s was not saved to the end (no %s): passed over", path, TRAINER_STATE_NAME
+        )
+    return None
+
+
 def dpo_step(
     cfg: Config,
     iteration: int,
@@ -354,17 +381,24 @@ def dpo_step(
 ) -> DPOResult:
     """One iteration's DPO from pipeline artifacts; the new policy goes to ``out_run/model``.
 
-    When ``MMRLAIF_CHECKPOINT_DIR`` is set (a shared volume, mounted by the pipeline's
-    Kubernetes settings) and ``checkpoint_key`` names the task's output (its artifact URI,
-    the same across retries of the task), checkpoints go to a folder of that volume derived
-    from the key, so a retried task resumes instead of starting over.
+    When ``MMRLAIF_CHECKPOINT_DIR`` is set (a shared volume mounted by the pipeline's
+    Kubernetes settings, or ``<run.output_dir>/checkpoints`` in a local run), checkpoints go
+    to a folder of it named after the task, so that another attempt resumes instead of
+    starting over: on Kubernetes ``checkpoint_key`` (the task's output URI, the same across
+    retries of the task); in a local run the run key (``MMRLAIF_RUN_KEY``, the same when a
+    killed run is rerun in its folder) with the iteration, the inputs and the config.
     """
     checkpoint_dir = None
-    root = os.environ.get(CHECKPOINT_DIR_ENV)
+    root = os.environ.get(artifacts.CHECKPOINT_DIR_ENV)
+    run_key = os.environ.get(artifacts.RUN_KEY_ENV)
+    if run_key:
+        checkpoint_key = json.dumps(
+            [run_key, iteration, str(policy_run), str(pairs_dir), config_to_json(cfg)]
+        )
     if root and checkpoint_key:
         digest = hashlib.sha256(checkpoint_key.encode()).hexdigest()[:16]
         checkpoint_dir = Path(root) / f"dpo-{digest}"
-        logger.info("checkpoints on the shared volume: %s", checkpoint_dir)
+        logger.info("checkpoints in %s", checkpoint_dir)
     return dpo_stage(
         cfg.model,
         cfg.dpo,
