@@ -232,9 +232,10 @@ def _variant_run(
         logger.info("ablation: %s, seed %d reused", variant, seed)
         seconds = json.loads(done.read_text())["seconds"]
     else:
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        (folder / CONFIG_FILE).write_text(text)
+        if not _same_config(folder, text):  # same config: resume the killed run in it
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            (folder / CONFIG_FILE).write_text(text)
         logger.info("ablation: %s, seed %d", variant, seed)
         start = time.perf_counter()
         _cli(["run", "--config", str(folder / CONFIG_FILE)], folder / "ablation.log", env)

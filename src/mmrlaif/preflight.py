@@ -9,7 +9,10 @@ alone. Each problem names the config key (or the environment variable) and the f
   instead of MLflow's own minutes of retries;
 * every S3 bucket the run reads or writes is reachable with the credentials at hand;
 * local model folders load: ``config.json`` parses, every ``*.safetensors`` file has a whole
-  header, and the policy's processor loads with an image token its tokenizer knows.
+  header, and the policy's processor loads with an image token its tokenizer knows;
+* RLAIF-V prompts read from a local file, encoded by the local policy's processor as sampling
+  and DPO encode them, leave room for an answer of ``sampling.max_new_tokens`` within
+  ``dpo.max_length`` (DPO never truncates a pair: it refuses it, after sampling and labeling).
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def preflight(cfg: Config, *, reach: bool = True, timeout: float = 5.0) -> list[
         problems += _tracking(cfg, timeout)
         problems += _buckets(cfg, timeout)
     problems += _model_folders(cfg)
+    if not problems:
+        problems += _prompt_lengths(cfg)
     return problems
 
 
@@ -236,6 +241,73 @@ def _image_token(cfg: Config, folder: Path, dotted: str) -> list[Problem]:
     tokenizer = getattr(processor, "tokenizer", None)
     if token is None or tokenizer is None:
         return []
-    if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id in (None, tokenizer.unk_token_id):
         return [Problem(dotted, f"{folder}: the tokenizer has no image token {token!r}")]
+    config = json.loads((folder / "config.json").read_text())
+    expected = next(
+        (config[k] for k in ("image_token_id", "image_token_index") if k in config), None
+    )
+    if isinstance(expected, int) and expected != token_id:
+        return [
+            Problem(
+                dotted,
+                f"{folder}: the processor's image token {token!r} is id {token_id} in the "
+                f"tokenizer, but config.json expects the image at id {expected} (a tokenizer "
+                "from another checkpoint?)",
+            )
+        ]
     return []
+
+
+def _prompt_lengths(cfg: Config, batch_size: int = 32) -> list[Problem]:
+    """Local RLAIF-V prompts against ``dpo.max_length``, with the local policy's processor."""
+    from mmrlaif.io import is_s3
+
+    source, folder = cfg.data.align_prompts, cfg.model.name_or_path
+    if (
+        cfg.pipeline.method != "rlaifv"
+        or not source
+        or is_s3(source)
+        or not folder
+        or not Path(folder).expanduser().is_dir()
+    ):
+        return []
+    from transformers import AutoProcessor
+
+    from mmrlaif.io import cell_to_image, read_table
+    from mmrlaif.io.prompts import PromptsError, prompt_rows
+    from mmrlaif.models.chat import ChatFormat
+
+    table = read_table(source)
+    if cfg.data.limit is not None:
+        table = table.slice(0, cfg.data.limit)
+    try:
+        rows, _ = prompt_rows(table, source, cfg.data)
+    except PromptsError as exc:
+        return [Problem("data.align_prompts", str(exc))]
+    processor = AutoProcessor.from_pretrained(
+        Path(folder).expanduser(), trust_remote_code=cfg.model.trust_remote_code
+    )
+    chat = ChatFormat(processor)
+    answer, limit = cfg.sampling.max_new_tokens, cfg.dpo.max_length
+    over: list[tuple[int, str]] = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        images = [cell_to_image(r["image"], r["prompt_id"]) for r in batch]
+        encoded = chat.encode_prompts([r["question"] for r in batch], images)
+        for row, length in zip(batch, encoded["attention_mask"].sum(dim=1).tolist(), strict=True):
+            if length + answer > limit:
+                over.append((int(length), row["prompt_id"]))
+    if not over:
+        return []
+    longest, pid = max(over)
+    return [
+        Problem(
+            "dpo.max_length",
+            f"{len(over)} of {len(rows)} prompts in {source} leave no room for an answer of "
+            f"sampling.max_new_tokens={answer} tokens within dpo.max_length={limit} (the "
+            f"longest, prompt {pid}, is {longest} tokens with its image): raise "
+            f"dpo.max_length to {longest + answer} or shorten the prompts",
+        )
+    ]

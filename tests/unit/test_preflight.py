@@ -117,3 +117,76 @@ def test_run_stops_before_any_task(tmp_path: Path, capsys) -> None:
     assert not (out / "kfp").exists()
     assert main(["check", "--config", "configs/tiny_cpu.yaml"]) == 0
     assert "preflight: no problem found" in capsys.readouterr().out
+
+
+@pytest.fixture()
+def policy_folder(tiny_model, tmp_path: Path) -> Path:
+    from mmrlaif.models.tiny import save_model
+
+    return save_model(*tiny_model, tmp_path / "policy")
+
+
+def _prompts(path: Path, questions: list[str]) -> Path:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 120, 30)).save(buffer, format="PNG")
+    image = {"bytes": buffer.getvalue(), "path": None}
+    rows = [{"id": f"q{i}", "image": image, "question": q} for i, q in enumerate(questions)]
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_prompts_too_long_for_dpo_are_found_before_sampling(
+    tiny_model, policy_folder, tmp_path: Path
+):
+    from mmrlaif.models.chat import ChatFormat
+
+    short, long = "What is in the image?", "Describe " + "every little thing " * 12 + "you see."
+    prompts = _prompts(tmp_path / "prompts.parquet", [short, long, short + " Please."])
+    chat = ChatFormat(tiny_model[1])
+    lengths = [len(ids) for ids in chat.tokenize([chat.prompt(long), chat.prompt(short)])]
+    image_tokens = 16 - 1  # 64x64 image, 16-pixel patches, in place of the one <image>
+    longest, shortest = lengths[0] + image_tokens, lengths[1] + image_tokens
+    limit = shortest + 30  # room for the short prompts' answers of 24 tokens, not the long one's
+    assert longest + 24 > limit
+
+    def cfg(max_length: int) -> Config:
+        return _cfg(
+            tmp_path,
+            model={"name_or_path": str(policy_folder)},
+            data={"align_prompts": str(prompts), "id_column": "id"},
+            sampling={"max_new_tokens": 24},
+            dpo={"max_length": max_length},
+        )
+
+    (problem,) = preflight(cfg(limit), reach=False)
+    assert problem == Problem(
+        "dpo.max_length",
+        f"1 of 3 prompts in {prompts} leave no room for an answer of sampling.max_new_tokens=24 "
+        f"tokens within dpo.max_length={limit} (the longest, prompt q1, is {longest} tokens "
+        f"with its image): raise dpo.max_length to {longest + 24} or shorten the prompts",
+    )
+    assert preflight(cfg(longest + 24), reach=False) == []
+
+
+def test_an_image_token_the_model_does_not_expect_is_named(policy_folder, tmp_path: Path):
+    # another image token in the tokenizer's config: transformers adds it to the vocabulary at
+    # load (a new id), which the model's config.json does not expect (the run would fail on
+    # image features that match no image token)
+    for name in ("tokenizer_config.json", "processor_config.json"):
+        data = json.loads((policy_folder / name).read_text())
+        data["image_token"] = "<img>"
+        (policy_folder / name).write_text(json.dumps(data))
+    expected = json.loads((policy_folder / "config.json").read_text())["image_token_index"]
+    cfg = _cfg(tmp_path, model={"name_or_path": str(policy_folder)})
+    (problem,) = preflight(cfg, reach=False)
+    assert problem.key == "model.name_or_path"
+    assert problem.message.startswith(
+        f"{policy_folder}: the processor's image token '<img>' is id "
+    )
+    assert f"config.json expects the image at id {expected}" in problem.message

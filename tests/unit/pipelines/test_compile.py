@@ -61,3 +61,34 @@ def test_components_are_thin_and_only_pipelines_and_components_import_kfp():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n == "kfp" or n.startswith("kfp.") for n in names), path
+
+
+@pytest.mark.parametrize("method", ["rlaifv", "povid"])
+def test_a_local_run_caches_every_task_but_tracking_under_its_key(tmp_path, method):
+    from kfp import compiler
+
+    from mmrlaif.pipelines.build import build_pipeline
+    from mmrlaif.pipelines.common import ALWAYS_RUN, LocalRun
+
+    cfg = load_config(PRESET, {"pipeline.method": method, "pipeline.iterations": 2})
+    pipeline = build_pipeline(cfg, on_kubernetes=False, local_run=LocalRun("k1", "/ckpt"))
+    compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
+    spec = next(yaml.safe_load_all((tmp_path / "p.yaml").read_text()))
+    executors = spec["deploymentSpec"]["executors"]
+    cached, always = set(), set()
+    for task in spec["root"]["dag"]["tasks"].values():
+        component = task["componentRef"]["name"]
+        name = component.removeprefix("comp-").rstrip("-0123456789")
+        executor = spec["components"][component]["executorLabel"]
+        env = {e["name"]: e["value"] for e in executors[executor]["container"].get("env", [])}
+        if name in ALWAYS_RUN:
+            always.add(name)
+            assert not task.get("cachingOptions", {}).get("enableCache"), name
+            assert "MMRLAIF_RUN_KEY" not in env, name
+        else:
+            cached.add(name)
+            assert task["cachingOptions"]["enableCache"] is True, name
+            assert env["MMRLAIF_RUN_KEY"] == "k1"
+            assert env["MMRLAIF_CHECKPOINT_DIR"] == "/ckpt"
+    assert {"prepare-world", "base-policy", "evaluate", "train-dpo", "select-policy"} <= cached
+    assert {"start-tracking", "register", "finish-tracking"} <= always

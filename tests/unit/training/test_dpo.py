@@ -207,3 +207,16 @@ def test_over_long_pair_is_named(pairs_setup, tmp_path):
 def test_bad_trainer_key_names_the_section(tmp_path):
     with pytest.raises(ValueError, match="dpo.trainer"):
         dpo_arguments(DPOConfig(trainer={"no_such_arg": 1}), tmp_path, 0)
+
+
+def test_a_checkpoint_killed_while_saving_is_passed_over(tmp_path):
+    from mmrlaif.training.dpo import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    for step, complete in ((2, True), (10, True), (12, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()
+    # numbers, not names, order checkpoints (10 after 2); 12 has no trainer state: half-saved
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
