@@ -213,7 +213,7 @@ def run_local(cfg: Config, tracking_uri: str, *, fresh: bool = False) -> Path:
     start = log_path.stat().st_size if log_path.is_file() else 0
     logger.info("running %s locally; task logs in %s", cfg.pipeline.method, log_path)
     with (
-        log_path.open("a") as log,
+        log_path.open("a", buffering=1) as log,  # line by line: a SIGKILL loses nothing
         _restore_print_and_logging(),
         contextlib.redirect_stdout(_Progress(log, sys.stdout)),
         warnings.catch_warnings(),
