@@ -262,15 +262,19 @@ class VLMChatServer:
                     server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
                 try:
                     length = int(self.headers.get("Content-Length", 0))
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                    self._send(200, server.complete(body))
+                    status, reply = (
+                        200,
+                        server.complete(json.loads(self.rfile.read(length) or b"{}")),
+                    )
                 except (RequestError, json.JSONDecodeError) as exc:
-                    self._send(400, {"error": {"message": str(exc)}})
+                    status, reply = 400, {"error": {"message": str(exc)}}
                 except Exception as exc:  # answer, rather than drop the connection
                     logger.exception("chat completion failed")
-                    self._send(500, {"error": {"message": f"{type(exc).__name__}: {exc}"}})
+                    status, reply = 500, {"error": {"message": f"{type(exc).__name__}: {exc}"}}
                 finally:
+                    # before the reply: once it is sent, the client may already send the next
                     with server._count_lock:
                         server.in_flight -= 1
+                self._send(status, reply)
 
         return Handler
