@@ -57,6 +57,7 @@ test-all: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/lint_imports.py
 
 format: install-dev
 	$(BIN)/ruff format .

@@ -16,8 +16,8 @@ from mmrlaif import io
 from mmrlaif.config import SamplingConfig
 from mmrlaif.models.chat import ChatFormat
 from mmrlaif.models.load import load_vlm
+from mmrlaif.models.seeded import SeededGumbelSampler, sample_seed
 from mmrlaif.sampling.sampler import sample_candidates
-from mmrlaif.sampling.seeded import SeededGumbelSampler, sample_seed
 from mmrlaif.toyworld import WorldPaths
 
 

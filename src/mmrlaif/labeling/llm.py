@@ -49,7 +49,7 @@ from transformers import (
 
 from mmrlaif.labeling.claims import ANSWER_SUFFIX, Claim
 from mmrlaif.models.openai_client import call_seed
-from mmrlaif.sampling.seeded import SeededGumbelSampler
+from mmrlaif.models.seeded import SeededGumbelSampler
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class TextGenerator:
     add_generation_prompt=True)`` and tokenised without further special tokens. With
     ``temperature`` > 0 the next token is drawn from the temperature-scaled logits cut to
     ``top_k`` and ``top_p`` (Hugging Face's warpers, in ``generate``'s order) with the
-    project's seeded Gumbel-max sampler (:mod:`mmrlaif.sampling.seeded`): a call's output
+    project's seeded Gumbel-max sampler (:mod:`mmrlaif.models.seeded`): a call's output
     depends only on the model, the prompt and its seed; ``temperature`` 0 is greedy.
 
     Args:

@@ -8,7 +8,7 @@ a user message holding an image (``image_url`` with a ``data:`` URL) and text, `
 the same clients talk to vLLM. Binds to loopback by default.
 
 Sampling (``temperature`` > 0) uses the project's own seeded sampler
-(:func:`mmrlaif.sampling.seeded.seeded_generate`), so a request answers exactly what the
+(:func:`mmrlaif.models.seeded.seeded_generate`), so a request answers exactly what the
 in-process sampling backend draws for the same seed. Choice ``i`` is drawn from its own stream
 seeded with ``seed + i`` (choice 0 from ``seed`` itself), the convention vLLM's engine (V1)
 follows when it splits a seeded ``n`` > 1 request into ``n`` children: choice ``i`` of a
@@ -34,7 +34,7 @@ from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
 from mmrlaif.models.chat import ChatFormat
-from mmrlaif.sampling.seeded import seeded_generate
+from mmrlaif.models.seeded import seeded_generate
 
 logger = logging.getLogger(__name__)
 

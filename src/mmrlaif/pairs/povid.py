@@ -16,9 +16,9 @@ from transformers import PreTrainedModel, ProcessorMixin
 from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.io import cell_to_image
 from mmrlaif.models.generate import generate_answers
+from mmrlaif.models.seeded import sample_seed
 from mmrlaif.pairs.noise import DEFAULT_STEP, add_diffusion_noise
 from mmrlaif.pairs.table import REFERENCE_NOISE, NoiseSpec, online_noise_row, pair_row
-from mmrlaif.sampling.seeded import sample_seed
 
 logger = logging.getLogger(__name__)
 

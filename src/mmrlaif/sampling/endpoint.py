@@ -46,8 +46,8 @@ from PIL import Image
 from mmrlaif.config import SamplingConfig
 from mmrlaif.io import cell_to_image
 from mmrlaif.models.openai_client import EndpointError, OpenAIClient, RequestStats
+from mmrlaif.models.seeded import sample_seed
 from mmrlaif.sampling.sampler import SamplingStats
-from mmrlaif.sampling.seeded import sample_seed
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from transformers import PreTrainedModel, ProcessorMixin
 from mmrlaif.config import SamplingConfig
 from mmrlaif.io import cell_to_image
 from mmrlaif.models.chat import ChatFormat
-from mmrlaif.sampling.seeded import sample_seed, seeded_generate
+from mmrlaif.models.seeded import sample_seed, seeded_generate
 
 logger = logging.getLogger(__name__)
 

@@ -53,9 +53,9 @@ from trl import DPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import use_adapter
 
+from mmrlaif.models.seeded import sample_seed
 from mmrlaif.pairs.noise import add_diffusion_noise
 from mmrlaif.pairs.table import NoiseSpec
-from mmrlaif.sampling.seeded import sample_seed
 from mmrlaif.training.checkpoint import CheckpointLoadMixin
 from mmrlaif.training.data import IGNORE_INDEX, encode_answers
 from mmrlaif.training.optim import ProjectorLRMixin

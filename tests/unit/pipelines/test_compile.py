@@ -45,22 +45,13 @@ def test_iterations_are_unrolled_and_parameters_are_config_and_run_date(tmp_path
     assert yaml.safe_load(default)["pipeline"]["iterations"] == 2
 
 
-def test_components_are_thin_and_only_pipelines_and_components_import_kfp():
+def test_components_are_thin():
+    # which packages may import kfp is an import contract (pyproject.toml, `make lint`)
     for path in sorted((ROOT / "components").glob("*.py")):
         tree = ast.parse(path.read_text())
         for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
             body = [s for s in fn.body if not isinstance(s, ast.Expr | ast.Import | ast.ImportFrom)]
             assert len(body) <= 6, f"{path.name}:{fn.name} holds logic ({len(body)} statements)"
-    for path in (ROOT / "src" / "mmrlaif").rglob("*.py"):
-        if path.name == "cli.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            assert not any(n == "kfp" or n.startswith("kfp.") for n in names), path
 
 
 @pytest.mark.parametrize("method", ["rlaifv", "povid"])

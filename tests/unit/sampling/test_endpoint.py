@@ -18,11 +18,11 @@ from PIL import Image
 
 from mmrlaif import io
 from mmrlaif.config import ConfigError, ModelConfig, SamplingConfig, parse_config
+from mmrlaif.models.seeded import sample_seed, seeded_generate
 from mmrlaif.models.server import VLMChatServer
 from mmrlaif.sampling.backends import make_backend
 from mmrlaif.sampling.endpoint import EndpointError, OpenAISamplingBackend
 from mmrlaif.sampling.sampler import sample_candidates
-from mmrlaif.sampling.seeded import sample_seed, seeded_generate
 from tests.servers import send_json, serve_http
 
 

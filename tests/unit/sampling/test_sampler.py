@@ -5,8 +5,8 @@ import torch
 
 from mmrlaif import io
 from mmrlaif.config import SamplingConfig
+from mmrlaif.models.seeded import SeededGumbelSampler, sample_seed
 from mmrlaif.sampling.sampler import sample_candidates
-from mmrlaif.sampling.seeded import SeededGumbelSampler, sample_seed
 
 
 def test_sample_seed_depends_on_every_part():
