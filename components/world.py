@@ -11,6 +11,6 @@ def prepare_world(config: str, world: Output[Dataset]):
     """Generate the toy world (SFT data, align / val / eval prompts, POPE questions); the
     align prompts come from ``data.align_prompts`` when it is set."""
     from mmrlaif.config import parse_config
-    from mmrlaif.toyworld.stage import world_step
+    from mmrlaif.steps.world import world_step
 
     world_step(parse_config(config), world.path)

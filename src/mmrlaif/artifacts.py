@@ -22,6 +22,8 @@ EVAL_REPORT = "eval.json"
 VAL_REPORT = "val.json"
 #: Content hashes of the data a report was measured on (``eval_sha``, ``val_sha``, ``pope_sha``).
 DATA_REPORT = "data.json"
+#: Where the world folder records the import of external prompts (``data.align_prompts``).
+IMPORT_REPORT = "align_import.json"
 #: Root of DPO checkpoints shared by the attempts of a task: a shared volume on Kubernetes
 #: (set by the pipeline's Kubernetes settings), ``<run.output_dir>/checkpoints`` locally.
 CHECKPOINT_DIR_ENV = "MMRLAIF_CHECKPOINT_DIR"

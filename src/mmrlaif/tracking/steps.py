@@ -77,8 +77,8 @@ def record_lineage_step(
     Returns:
         The tags set.
     """
+    from mmrlaif.artifacts import IMPORT_REPORT
     from mmrlaif.continual import lineage
-    from mmrlaif.toyworld.stage import IMPORT_REPORT
 
     tags = lineage(world_dir, base_run)
     stats = _read_json(Path(world_dir) / IMPORT_REPORT)

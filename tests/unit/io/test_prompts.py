@@ -119,8 +119,9 @@ def test_limit(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_world_step_imports_prompts_from_s3(s3_env, tmp_path: Path) -> None:
     """The world's align split comes from a Parquet object on the loopback S3 server."""
+    from mmrlaif.artifacts import IMPORT_REPORT
     from mmrlaif.config import WorldConfig
-    from mmrlaif.toyworld.stage import IMPORT_REPORT, world_step
+    from mmrlaif.steps.world import world_step
 
     uri = f"s3://{s3_env.bucket}/data/prompts.parquet"
     _dataset(uri)
@@ -141,9 +142,10 @@ def test_storage_endpoint_from_the_config_reaches_the_prompt_import(
     s3_env, tmp_path: Path, monkeypatch
 ) -> None:
     """No MMRLAIF_S3_* / AWS_ENDPOINT_URL* variables: the endpoint comes from storage.*."""
+    from mmrlaif.artifacts import IMPORT_REPORT
     from mmrlaif.config import config_to_yaml, parse_config
     from mmrlaif.io import s3
-    from mmrlaif.toyworld.stage import IMPORT_REPORT, world_step
+    from mmrlaif.steps.world import world_step
 
     uri = f"s3://{s3_env.bucket}/data/prompts.parquet"
     _dataset(uri)

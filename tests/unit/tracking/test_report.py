@@ -299,8 +299,8 @@ def test_finish_step_writes_the_report_and_logs_it_on_the_parent_run(
 ) -> None:
     import mlflow
 
+    from mmrlaif.artifacts import IMPORT_REPORT
     from mmrlaif.config import Config, from_dict
-    from mmrlaif.toyworld.stage import IMPORT_REPORT
     from mmrlaif.tracking.steps import finish_step, record_lineage_step, start_step
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -377,7 +377,7 @@ def test_cpu_tasks_import_neither_torch_nor_transformers() -> None:
     # the tracking, world and pairs tasks start in a fraction of a second (each KFP task is a
     # process of its own): the chat format's messages must not pull in a model library
     code = (
-        "import sys, mmrlaif.tracking.steps, mmrlaif.pairs.stage, mmrlaif.toyworld.stage; "
+        "import sys, mmrlaif.tracking.steps, mmrlaif.pairs.stage, mmrlaif.steps.world; "
         "loaded = {'torch', 'transformers'} & set(sys.modules); assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

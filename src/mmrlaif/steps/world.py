@@ -1,6 +1,7 @@
-"""The pipeline's first step: the world's tables, with the alignment prompts optionally taken
-from a dataset (``data.align_prompts``) or from the new partitions of a date-partitioned
-prefix (``data.prompts_prefix``, continual retraining) instead of the toy world."""
+"""The ``prepare-world`` component's step: the world's tables, with the alignment prompts
+optionally taken from a dataset (``data.align_prompts``) or from the new partitions of a
+date-partitioned prefix (``data.prompts_prefix``, continual retraining) instead of the toy
+world."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+from mmrlaif.artifacts import IMPORT_REPORT
 from mmrlaif.config import Config
 from mmrlaif.io import write_json
+from mmrlaif.io.prompts import import_prompts
 from mmrlaif.toyworld.generate import WorldPaths, build_world
 
 logger = logging.getLogger(__name__)
-
-#: Where the world folder records the import of external prompts.
-IMPORT_REPORT = "align_import.json"
 
 
 def world_step(cfg: Config, out_dir: str | Path) -> WorldPaths:
@@ -26,11 +26,10 @@ def world_step(cfg: Config, out_dir: str | Path) -> WorldPaths:
     """
     paths = build_world(cfg.world, out_dir)
     if cfg.data.align_prompts:
-        from mmrlaif.io.prompts import import_prompts
-
         stats = import_prompts(cfg.data, paths.prompts("align"))
         write_json(asdict(stats), Path(out_dir) / IMPORT_REPORT)
     elif cfg.data.prompts_prefix:
+        # MLflow comes with it, needed by continual runs only
         from mmrlaif.continual.prompts import REPORT, select_prompts
 
         select_prompts(cfg, paths.prompts("align"), Path(out_dir) / REPORT)
