@@ -24,10 +24,10 @@ import torch
 
 from mmrlaif.config import Config, TinyVLMConfig, WorldConfig, from_dict
 from mmrlaif.io import read_rows
-from mmrlaif.labeling.stage import label_step
 from mmrlaif.models.tiny import build_tiny_vlm, save_model
-from mmrlaif.sampling.stage import sample_step
-from mmrlaif.sharding import merge_step
+from mmrlaif.steps.label import label_step
+from mmrlaif.steps.merge import merge_step
+from mmrlaif.steps.sample import sample_step
 from mmrlaif.toyworld import build_world
 
 

@@ -13,8 +13,8 @@ def base_policy(
     """Fine-tune the tiny base policy on the world (``model.name_or_path: null``) or import one."""
     from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
-    from mmrlaif.training.sft import base_policy_stage
+    from mmrlaif.steps.base_policy import base_policy_step
 
     cfg = parse_config(config)
-    result = base_policy_stage(cfg, world.path, policy.path)
+    result = base_policy_step(cfg, world.path, policy.path)
     log_metrics(metrics, {"sft_seconds": result.seconds, "sft_examples": result.n_examples})

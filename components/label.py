@@ -19,7 +19,7 @@ def label(
     """Split answers into claims, ask the labeler a yes/no question per claim, score answers."""
     from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
-    from mmrlaif.labeling.stage import label_step
+    from mmrlaif.steps.label import label_step
 
     stats = label_step(
         parse_config(config),

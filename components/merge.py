@@ -16,7 +16,7 @@ def merge_shards(
     merged_feedback: Output[Dataset],
 ):
     """One samples and one feedback table from the shards' (rows sorted, stats summed)."""
-    from mmrlaif.sharding import merge_step
+    from mmrlaif.steps.merge import merge_step
 
     merge_step(
         [s.path for s in samples],

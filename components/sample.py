@@ -20,7 +20,7 @@ def sample(
     sharded); seeds derive from the iteration."""
     from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
-    from mmrlaif.sampling.stage import sample_step
+    from mmrlaif.steps.sample import sample_step
 
     cfg = parse_config(config)
     stats = sample_step(cfg, iteration, policy.path, world.path, samples.path, shard)

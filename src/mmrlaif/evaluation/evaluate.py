@@ -276,8 +276,8 @@ def evaluate_step(
         best_candidate,
         candidate_model,
     )
+    from mmrlaif.io.hashes import file_sha256
     from mmrlaif.toyworld import WorldPaths
-    from mmrlaif.tracking.lineage import file_sha256
 
     world = WorldPaths(Path(world_dir))
     out_dir = Path(out_dir)

@@ -44,6 +44,8 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+from mmrlaif.io.hashes import file_sha256
+
 S3Client = Any  # botocore builds the client class at run time
 
 logger = logging.getLogger(__name__)
@@ -467,14 +469,6 @@ def _copy(s3: S3Client, bucket: str, src: str, dst: str, settings: S3Settings) -
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_MIB), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------------------------
 # Single objects
 # --------------------------------------------------------------------------------------------
@@ -613,7 +607,7 @@ def _scan(local_dir: Path) -> list[dict[str, Any]]:
         rel = path.relative_to(local_dir).as_posix()
         if rel == MANIFEST_NAME:
             raise ValueError(f"{local_dir} holds {MANIFEST_NAME}, a name reserved for mmrlaif")
-        entries.append({"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)})
+        entries.append({"path": rel, "size": path.stat().st_size, "sha256": file_sha256(path)})
     return entries
 
 
@@ -805,7 +799,7 @@ def download_tree(
                 raise IntegrityError(
                     f"{src}: {size} bytes, the manifest of {uri_prefix} says {entry['size']}"
                 )
-            if _sha256(dest) != entry["sha256"]:
+            if file_sha256(dest) != entry["sha256"]:
                 raise IntegrityError(f"{src}: sha256 differs from the manifest of {uri_prefix}")
         if local_dir.exists():
             shutil.rmtree(local_dir)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
-from mmrlaif import artifacts
-from mmrlaif.config import Config, ConfigError, LabelingConfig, ModelConfig
+from mmrlaif.config import ConfigError, LabelingConfig, ModelConfig
 from mmrlaif.io import read_rows, write_table
 from mmrlaif.labeling.claims import LexiconClaimExtractor, TemplateQuestionBuilder
 from mmrlaif.labeling.feedback import FeedbackStats, label_samples
 from mmrlaif.labeling.http_labeler import OpenAIYesNoLabeler
 from mmrlaif.labeling.labeler import VLMYesNoLabeler, YesNoLabeler
-from mmrlaif.toyworld import WorldPaths, toy_lexicon
+from mmrlaif.toyworld import toy_lexicon
 
 #: Labelers that are one of the pipeline's own policies.
 SELF_LABELERS = ("policy", "initial")
@@ -113,51 +111,4 @@ def label_stage(
         cfg.reject_threshold,
     )
     write_table(rows, feedback_table)
-    return stats
-
-
-def label_step(
-    cfg: Config,
-    policy_run: str | Path,
-    initial_run: str | Path,
-    world_dir: str | Path,
-    samples_dir: str | Path,
-    out_dir: str | Path,
-) -> FeedbackStats:
-    """One iteration's labeling from pipeline artifacts.
-
-    The self-feedback labeler is the current policy (``labeling.labeler: policy``) or the
-    pipeline's starting policy (``initial``). Writes ``feedback.parquet`` and ``stats.json``.
-    """
-    from mmrlaif.sharding import ShardCache, content_key, reused_stats, rows_key
-    from mmrlaif.tracking.lineage import tree_sha256
-
-    labeler_run = initial_run if cfg.labeling.labeler == "initial" else policy_run
-    labeler = artifacts.model_dir(labeler_run) if cfg.labeling.labeler in SELF_LABELERS else ""
-    samples = artifacts.table(samples_dir, "samples")
-    prompts = WorldPaths(Path(world_dir)).prompts("align")
-    cache = ShardCache(cfg.pipeline.shard_cache) if cfg.pipeline.shard_cache else None
-    key = ""
-    if cache is not None:  # a finished shard of the same samples, labeler and settings
-        sample_rows = read_rows(samples)
-        ids = {r["prompt_id"] for r in sample_rows}
-        key = content_key(
-            "feedback",
-            rows_key(sample_rows, ("prompt_id", "sample_idx", "response")),
-            rows_key(
-                [r for r in read_rows(prompts) if r["prompt_id"] in ids],
-                ("prompt_id", "question", "image"),
-            ),
-            tree_sha256(labeler) if labeler else cfg.labeling.endpoint,
-            asdict(cfg.labeling),
-            cfg.model.dtype,
-        )
-        if cache.restore("feedback", key, out_dir):
-            return reused_stats(out_dir, key, FeedbackStats)
-    stats = label_stage(
-        labeler, cfg.model, cfg.labeling, samples, prompts, artifacts.table(out_dir, "feedback")
-    )
-    artifacts.write_stats(out_dir, stats)
-    if cache is not None:
-        cache.publish("feedback", key, out_dir)
     return stats

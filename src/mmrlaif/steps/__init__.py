@@ -1,8 +1,10 @@
 """The step tier: the functions the KFP components call, one module per component.
 
-A step takes the whole :class:`~mmrlaif.config.Config` and artifact folders, and does the
-cross-package work of a task (shard cache, seeds, lineage, tracking) around the stage
-packages, which take config sections and paths only. The tier is being filled (issue 20): the
-``*_step`` functions still living in the stage packages are listed as exceptions of the
-``stages`` import contract in ``pyproject.toml`` until they move here.
+A step takes the whole :class:`~mmrlaif.config.Config` and artifact folders and does a task's
+cross-package work (shard cache, seeds, lineage, tracking, continual sources) around the stage
+packages, which take config sections and paths only: the ``stages`` import contract in
+``pyproject.toml`` forbids them tracking, continual and this tier. Here so far: ``world``,
+``base_policy``, ``sample``, ``label``, ``merge`` (shards); the other components' steps still
+live beside their stages (``evaluation.evaluate``, ``evaluation.select``, ``pairs.stage``,
+``training``, ``tracking.steps``) and move here next (issue 20).
 """

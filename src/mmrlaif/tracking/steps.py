@@ -20,8 +20,9 @@ from mmrlaif.config import Config, config_to_yaml, to_dict
 from mmrlaif.config.selection import BENCHMARK_NAMES
 from mmrlaif.evaluation.metrics import headline_of
 from mmrlaif.evaluation.select import SELECT_METRICS, SELECT_REPORT, metric_value
+from mmrlaif.io.hashes import file_sha256, tree_sha256
 from mmrlaif.tracking import _mlflow as mf
-from mmrlaif.tracking.lineage import MODEL_SHA_TAG, file_sha256, metric_tags, short, tree_sha256
+from mmrlaif.tracking.lineage import MODEL_SHA_TAG, metric_tags, short
 from mmrlaif.tracking.mlflow_run import finish_pipeline_run, log_iteration, start_pipeline_run
 from mmrlaif.tracking.records import flat_counters, pairs_sample
 from mmrlaif.tracking.registry import register_model

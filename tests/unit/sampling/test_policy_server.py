@@ -12,7 +12,7 @@ from mmrlaif.config import Config, ConfigError, from_dict
 from mmrlaif.io import read_rows
 from mmrlaif.models.tiny import save_model
 from mmrlaif.sampling.policy_server import PolicyServerError, policy_server
-from mmrlaif.sampling.stage import sample_step
+from mmrlaif.steps.sample import sample_step
 
 SERVE = [sys.executable, "-m", "mmrlaif.models.serve", "--model", "{model}"]
 SERVE += ["--host", "{host}", "--port", "{port}"]

@@ -9,11 +9,11 @@ import pytest
 
 from mmrlaif.config import Config, from_dict
 from mmrlaif.io import read_rows, s3
-from mmrlaif.labeling.stage import label_step
 from mmrlaif.models.tiny import save_model
 from mmrlaif.pairs.stage import pairs_step
-from mmrlaif.sampling.stage import sample_step
-from mmrlaif.sharding import ShardCache, content_key, merge_step, shard_bounds
+from mmrlaif.steps.label import label_step
+from mmrlaif.steps.merge import ShardCache, content_key, merge_step, shard_bounds
+from mmrlaif.steps.sample import sample_step
 
 
 def test_shard_bounds_are_balanced_and_cover_every_row():
