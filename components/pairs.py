@@ -20,7 +20,7 @@ def build_pairs(
     policy's POVID pairs with ``pairs.add_povid``)."""
     from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
-    from mmrlaif.pairs.stage import pairs_step
+    from mmrlaif.steps.pairs import pairs_step
 
     stats = pairs_step(
         parse_config(config), iteration, feedback.path, world.path, pairs.path, policy.path
@@ -41,7 +41,7 @@ def povid_pairs(
     """POVID pairs: the truth vs injected hallucinations / the policy's answer on noise."""
     from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
-    from mmrlaif.pairs.stage import povid_step
+    from mmrlaif.steps.pairs import povid_step
 
     stats = povid_step(parse_config(config), iteration, policy.path, world.path, pairs.path)
     log_metrics(metrics, {"pairs": stats.pairs_out})

@@ -8,8 +8,8 @@ import pytest
 
 from mmrlaif.config import Config, from_dict
 from mmrlaif.io import read_rows
-from mmrlaif.pairs.stage import pairs_step
 from mmrlaif.steps.label import label_step
+from mmrlaif.steps.pairs import pairs_step
 from mmrlaif.steps.sample import sample_step
 
 pytestmark = pytest.mark.integration

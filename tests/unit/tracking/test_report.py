@@ -377,7 +377,7 @@ def test_cpu_tasks_import_neither_torch_nor_transformers() -> None:
     # the tracking, world and pairs tasks start in a fraction of a second (each KFP task is a
     # process of its own): the chat format's messages must not pull in a model library
     code = (
-        "import sys, mmrlaif.tracking.steps, mmrlaif.pairs.stage, mmrlaif.steps.world; "
+        "import sys, mmrlaif.tracking.steps, mmrlaif.steps.pairs, mmrlaif.steps.world; "
         "loaded = {'torch', 'transformers'} & set(sys.modules); assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

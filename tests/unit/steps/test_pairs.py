@@ -7,7 +7,7 @@ import pytest
 from mmrlaif import artifacts
 from mmrlaif.config import Config, ConfigError
 from mmrlaif.io import read_rows, write_table
-from mmrlaif.pairs.stage import pairs_step
+from mmrlaif.steps.pairs import pairs_step
 
 
 def _feedback(small_world, folder):
