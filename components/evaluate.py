@@ -17,7 +17,7 @@ def evaluate(
     """ObjHal, RespHal, Cover and POPE on the eval split; CHAIR on validation."""
     from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
-    from mmrlaif.evaluation.evaluate import evaluate_step
+    from mmrlaif.steps.evaluate import evaluate_step
 
     held_out, _ = evaluate_step(parse_config(config), policy.path, world.path, report.path)
     log_metrics(metrics, held_out.headline())

@@ -19,7 +19,7 @@ def select_policy(
     """Compare by ``pipeline.select_metric`` (the toy validation split or a held-out benchmark
     slice; the trained run's best candidate against the incumbent); True if the new one won."""
     from mmrlaif.config import parse_config
-    from mmrlaif.evaluation.select import select_step
+    from mmrlaif.steps.select import select_step
 
     decision = select_step(
         parse_config(config).pipeline.select_metric,

@@ -4,7 +4,7 @@ RLAIF-V carries forward the best of its quarter-epoch checkpoints, not the last 
 ``pipeline.select_every`` the DPO run saves its model every so many optimizer steps under
 ``<run>/candidates/step-<n>/`` (a plain ``save_pretrained`` folder: LoRA adapters merged, ZeRO-3
 shards gathered), and the evaluation scores them with the final model
-(:func:`mmrlaif.evaluation.evaluate.evaluate_step`).
+(:func:`mmrlaif.steps.evaluate.evaluate_step`).
 """
 
 from __future__ import annotations

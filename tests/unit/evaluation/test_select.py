@@ -5,8 +5,8 @@ from mmrlaif.evaluation.select import (
     metric_value,
     object_f1,
     select_policy,
-    select_step,
 )
+from mmrlaif.steps.select import select_step
 
 
 def test_object_f1_by_hand():

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from mmrlaif.config import Config, ConfigError, check_local_paths, from_dict
-from mmrlaif.evaluation.evaluate import evaluate_step
 from mmrlaif.evaluation.metrics import headline_of
 from mmrlaif.models.tiny import save_model
+from mmrlaif.steps.evaluate import evaluate_step
 
 
 def _cfg(tmp_path, **bench) -> Config:
