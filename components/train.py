@@ -18,7 +18,7 @@ def train_dpo(
     """DPO from the iteration's starting policy (also the reference) on its pairs."""
     from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
-    from mmrlaif.training.launch import train_in_task
+    from mmrlaif.steps.train import train_in_task
 
     # the output's URI is the same across retries of this task: the key of its checkpoints
     report = train_in_task(
@@ -46,7 +46,7 @@ def train_dpo_trainjob(
     """
     from mmrlaif.artifacts import log_metrics
     from mmrlaif.config import parse_config
-    from mmrlaif.training.trainjob import run_label, trainjob_name, trainjob_step
+    from mmrlaif.steps.trainjob import run_label, trainjob_name, trainjob_step
 
     result = trainjob_step(
         parse_config(config),

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import shutil
 import time
 from collections import Counter
@@ -20,13 +17,10 @@ from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from mmrlaif import artifacts
 from mmrlaif.config import (
     DPO_PER_DEVICE_DEFAULT,
-    Config,
     DPOConfig,
     ModelConfig,
-    config_to_json,
 )
 from mmrlaif.io import copy_tree, write_json
 from mmrlaif.models.families import (
@@ -369,46 +363,6 @@ def last_complete_checkpoint(folder: str | Path) -> str | None:
             "checkpoint %s was not saved to the end (no %s): passed over", path, TRAINER_STATE_NAME
         )
     return None
-
-
-def dpo_step(
-    cfg: Config,
-    iteration: int,
-    policy_run: str | Path,
-    pairs_dir: str | Path,
-    out_run: str | Path,
-    checkpoint_key: str | None = None,
-) -> DPOResult:
-    """One iteration's DPO from pipeline artifacts; the new policy goes to ``out_run/model``.
-
-    When ``MMRLAIF_CHECKPOINT_DIR`` is set (a shared volume mounted by the pipeline's
-    Kubernetes settings, or ``<run.output_dir>/checkpoints`` in a local run), checkpoints go
-    to a folder of it named after the task, so that another attempt resumes instead of
-    starting over: on Kubernetes ``checkpoint_key`` (the task's output URI, the same across
-    retries of the task); in a local run the run key (``MMRLAIF_RUN_KEY``, the same when a
-    killed run is rerun in its folder) with the iteration, the inputs and the config.
-    """
-    checkpoint_dir = None
-    root = os.environ.get(artifacts.CHECKPOINT_DIR_ENV)
-    run_key = os.environ.get(artifacts.RUN_KEY_ENV)
-    if run_key:
-        checkpoint_key = json.dumps(
-            [run_key, iteration, str(policy_run), str(pairs_dir), config_to_json(cfg)]
-        )
-    if root and checkpoint_key:
-        digest = hashlib.sha256(checkpoint_key.encode()).hexdigest()[:16]
-        checkpoint_dir = Path(root) / f"dpo-{digest}"
-        logger.info("checkpoints in %s", checkpoint_dir)
-    return dpo_stage(
-        cfg.model,
-        cfg.dpo,
-        artifacts.model_dir(policy_run),
-        artifacts.table(pairs_dir, "pairs"),
-        out_run,
-        artifacts.iteration_seed(cfg.run.seed, iteration),
-        checkpoint_dir,
-        cfg.pipeline.select_every,
-    )
 
 
 def _read_pairs(path: str | Path, cache_dir: Path):

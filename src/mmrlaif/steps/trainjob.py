@@ -1,7 +1,7 @@
 """Multi-node DPO as a Kubeflow Trainer v2 ``TrainJob`` (Trainer v2.3.0, ``torch-distributed``).
 
 The KFP task stages its inputs on S3, creates a ``TrainJob`` whose nodes run
-``torchrun --module mmrlaif.training.launch`` (the runtime's Torch plugin injects ``PET_NNODES``,
+``torchrun --module mmrlaif.steps.train`` (the runtime's Torch plugin injects ``PET_NNODES``,
 ``PET_NPROC_PER_NODE``, ``PET_NODE_RANK``, ``PET_MASTER_ADDR`` and ``PET_MASTER_PORT``, which
 ``torchrun`` reads), follows the job and node 0's log, and downloads the trained policy. GPU
 placement goes through ``spec.runtimePatches`` (v2.3's replacement of ``podTemplateOverrides``).
@@ -43,7 +43,7 @@ REPLICATED_JOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
 COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 #: Owner of this code's entry in ``spec.runtimePatches``.
 PATCH_MANAGER = "mmrlaif/trainjob-launcher"
-LAUNCH_MODULE = "mmrlaif.training.launch"
+LAUNCH_MODULE = "mmrlaif.steps.train"
 #: Pod hostnames are ``<job>-node-<i>-<j>`` and must stay DNS labels (63 characters).
 MAX_NAME_LEN = 48
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -75,7 +75,7 @@ def run_label(run_id: str) -> str:
 
 
 def launch_args(config_uri: str, iteration: int, policy: str, pairs: str, out: str) -> list[str]:
-    """Arguments of :mod:`mmrlaif.training.launch`."""
+    """Arguments of :mod:`mmrlaif.steps.train`."""
     flags = ("--config-uri", "--iteration", "--policy", "--pairs", "--out")
     values = (config_uri, str(iteration), policy, pairs, out)
     return [x for pair in zip(flags, values, strict=True) for x in pair]

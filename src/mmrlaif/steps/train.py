@@ -1,13 +1,14 @@
-"""The training entry point of a DPO TrainJob: ``python -m mmrlaif.training.launch``.
+"""The ``train-dpo`` component's step (:func:`train_in_task`, :func:`dpo_step`), also the
+training entry point of a DPO TrainJob: ``python -m mmrlaif.steps.train``.
 
 Run on every rank (under ``torchrun`` on a cluster, or as one plain process)::
 
-    python -m mmrlaif.training.launch --config-uri s3://.../config.json --iteration 1 \\
+    python -m mmrlaif.steps.train --config-uri s3://.../config.json --iteration 1 \\
         --policy s3://.../policy --pairs s3://.../pairs --out s3://.../trained
 
 Per node, local rank 0 downloads the config, the policy (``<policy>/model``) and the pairs into
 a node folder the other local ranks wait for. Each rank trains into its own folder with
-:func:`mmrlaif.training.dpo.dpo_step` (the HF Trainer inside sets up ``torch.distributed`` from
+:func:`dpo_step` (the HF Trainer inside sets up ``torch.distributed`` from
 torchrun's environment); their Hugging Face ``datasets`` cache is the node's, because TRL's
 reference-log-prob precompute writes its cache file on global rank 0 only and every rank reads
 it back from the same path. Across nodes that path is not shared, so with several nodes the
@@ -20,17 +21,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mmrlaif.config import Config, parse_config
+from mmrlaif import artifacts
+from mmrlaif.config import Config, config_to_json, parse_config
 from mmrlaif.config.povid import povid_iteration
 from mmrlaif.io import s3
+
+if TYPE_CHECKING:
+    from mmrlaif.training.dpo import DPOResult
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +49,7 @@ READY = "inputs.ready"
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of the entry point."""
-    parser = argparse.ArgumentParser(prog="python -m mmrlaif.training.launch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mmrlaif.steps.train", description=__doc__)
     parser.add_argument("--config-uri", required=True, help="the resolved config (JSON/YAML)")
     parser.add_argument("--iteration", type=int, required=True)
     parser.add_argument("--policy", required=True, help="policy run folder (holds model/)")
@@ -126,8 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         (out / ".hf_cache").symlink_to(node / "hf_cache", target_is_directory=True)
-        from mmrlaif.training.dpo import dpo_step  # heavy imports after the argument checks
-
         result = dpo_step(cfg, args.iteration, inputs / "policy", inputs / "pairs", out)
         _barrier()  # every rank has finished training and saving
         if rank == 0:
@@ -162,16 +170,9 @@ def train_in_task(
     Returns:
         The ``dpo.json`` report of the trained policy run (``n_pairs``, ``seconds``...).
     """
-    import json
-    import subprocess
-    import sys
-
-    import torch
-
-    from mmrlaif.config import config_to_json
-    from mmrlaif.training.dpo import dpo_step
-
     cfg = povid_iteration(cfg, iteration)  # a POVID stage's own epochs
+    import torch  # heavy: only here and in training, after the launcher's argument checks
+
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus <= 1 or "LOCAL_RANK" in os.environ:
         dpo_step(cfg, iteration, policy_run, pairs_dir, out_run, checkpoint_key)
@@ -180,13 +181,56 @@ def train_in_task(
         config_file = Path(tmp) / "config.json"
         config_file.write_text(config_to_json(cfg))
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        command += [f"--nproc-per-node={gpus}", "--module", "mmrlaif.training.launch"]
+        command += [f"--nproc-per-node={gpus}", "--module", "mmrlaif.steps.train"]
         command += ["--config-uri", str(config_file), "--iteration", str(iteration)]
         command += ["--policy", str(policy_run), "--pairs", str(pairs_dir), "--out", str(out_run)]
         command += ["--workdir", tmp]
         logger.info("DPO on %d GPUs: %s", gpus, " ".join(command))
         subprocess.run(command, check=True)
     return json.loads((Path(out_run) / "dpo.json").read_text())
+
+
+def dpo_step(
+    cfg: Config,
+    iteration: int,
+    policy_run: str | Path,
+    pairs_dir: str | Path,
+    out_run: str | Path,
+    checkpoint_key: str | None = None,
+) -> DPOResult:
+    """One iteration's DPO from pipeline artifacts; the new policy goes to ``out_run/model``.
+
+    When ``MMRLAIF_CHECKPOINT_DIR`` is set (a shared volume mounted by the pipeline's
+    Kubernetes settings, or ``<run.output_dir>/checkpoints`` in a local run), checkpoints go
+    to a folder of it named after the task, so that another attempt resumes instead of
+    starting over: on Kubernetes ``checkpoint_key`` (the task's output URI, the same across
+    retries of the task); in a local run the run key (``MMRLAIF_RUN_KEY``, the same when a
+    killed run is rerun in its folder) with the iteration, the inputs and the config.
+    """
+    # torch and transformers: imported on training, after the launcher's argument checks
+    from mmrlaif.training.dpo import dpo_stage
+
+    checkpoint_dir = None
+    root = os.environ.get(artifacts.CHECKPOINT_DIR_ENV)
+    run_key = os.environ.get(artifacts.RUN_KEY_ENV)
+    if run_key:
+        checkpoint_key = json.dumps(
+            [run_key, iteration, str(policy_run), str(pairs_dir), config_to_json(cfg)]
+        )
+    if root and checkpoint_key:
+        digest = hashlib.sha256(checkpoint_key.encode()).hexdigest()[:16]
+        checkpoint_dir = Path(root) / f"dpo-{digest}"
+        logger.info("checkpoints in %s", checkpoint_dir)
+    return dpo_stage(
+        cfg.model,
+        cfg.dpo,
+        artifacts.model_dir(policy_run),
+        artifacts.table(pairs_dir, "pairs"),
+        out_run,
+        artifacts.iteration_seed(cfg.run.seed, iteration),
+        checkpoint_dir,
+        cfg.pipeline.select_every,
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ from mmrlaif.config import (
     parse_config,
 )
 from mmrlaif.io import s3
-from mmrlaif.training import launch, trainjob
+from mmrlaif.steps import train as launch
+from mmrlaif.steps import trainjob
 
 URIS = {
     "config_uri": "s3://bkt/trainjobs/j/config.json",
@@ -153,7 +154,7 @@ def test_gpus_resources_placement_and_labels(manifest):
 
 def test_command_runs_the_launcher_under_torchrun(manifest):
     trainer = manifest["spec"]["trainer"]
-    assert trainer["command"] == ["torchrun", "--module", "mmrlaif.training.launch"]
+    assert trainer["command"] == ["torchrun", "--module", "mmrlaif.steps.train"]
     args = launch.parse_args(trainer["args"])  # the launcher accepts exactly these
     assert (args.config_uri, args.iteration) == (URIS["config_uri"], 1)
     assert (args.policy, args.pairs, args.out) == (URIS["policy"], URIS["pairs"], URIS["out"])

@@ -80,7 +80,7 @@ def _check_published(stage: str, tmp_path: Path) -> None:
 def test_single_process_trains_from_s3_and_publishes(staged, tmp_path):
     stage, args = staged
     proc = subprocess.run(
-        [sys.executable, "-m", "mmrlaif.training.launch", *args],
+        [sys.executable, "-m", "mmrlaif.steps.train", *args],
         env=_env(MMRLAIF_WORKDIR=str(tmp_path / "work")),
         capture_output=True,
         text=True,
@@ -101,7 +101,7 @@ def test_under_torchrun_rank0_publishes_once(staged, tmp_path, nodes, procs):
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--module"]
     agents = [
         subprocess.Popen(
-            [*torchrun, "mmrlaif.training.launch", *args],
+            [*torchrun, "mmrlaif.steps.train", *args],
             env=_env(
                 PET_NNODES=str(nodes),
                 PET_NPROC_PER_NODE=str(procs),
