@@ -10,7 +10,7 @@ from mmrlaif.components._image import BASE_IMAGE
 def start_tracking(config: str, run_date: str = "") -> str:
     """Open the parent run (resolved config as params, the run date as a tag); returns its id."""
     from mmrlaif.config import parse_config
-    from mmrlaif.tracking.steps import start_step
+    from mmrlaif.steps.track import start_step
 
     return start_step(parse_config(config), run_date=run_date)
 
@@ -26,7 +26,7 @@ def log_base(
     """Tag the run's lineage (starting policy, prompts consumed); log the starting policy as
     iteration 0; returns the history (JSON)."""
     from mmrlaif.config import parse_config
-    from mmrlaif.tracking.steps import log_iteration_step, record_lineage_step
+    from mmrlaif.steps.track import log_iteration_step, record_lineage_step
 
     cfg = parse_config(config)
     record_lineage_step(cfg, run_id, world.path, policy.path)
@@ -48,7 +48,7 @@ def log_rlaifv_iteration(
 ) -> str:
     """Log an RLAIF-V iteration (stats, DPO curve, pairs with verdicts, eval); extend history."""
     from mmrlaif.config import parse_config
-    from mmrlaif.tracking.steps import log_iteration_step
+    from mmrlaif.steps.track import log_iteration_step
 
     return log_iteration_step(
         parse_config(config),
@@ -77,7 +77,7 @@ def log_povid_iteration(
 ) -> str:
     """Log a POVID iteration (pair stats, DPO curve, pairs, eval); extend history."""
     from mmrlaif.config import parse_config
-    from mmrlaif.tracking.steps import log_iteration_step
+    from mmrlaif.steps.track import log_iteration_step
 
     return log_iteration_step(
         parse_config(config),
@@ -98,7 +98,7 @@ def finish_tracking(
     """Close the parent run: plot of hallucination against iteration, summary, final figures."""
     from mmrlaif.config import parse_config
     from mmrlaif.io import write_json
-    from mmrlaif.tracking.steps import finish_step
+    from mmrlaif.steps.track import finish_step
 
     write_json(finish_step(parse_config(config), run_id, history, registration), summary.path)
 
@@ -117,7 +117,7 @@ def register(
     import json
 
     from mmrlaif.config import parse_config
-    from mmrlaif.tracking.steps import register_step
+    from mmrlaif.steps.track import register_step
 
     cfg = parse_config(config)
     return json.dumps(register_step(cfg, run_id, history, policy.path, report.path, world.path))

@@ -90,8 +90,7 @@ def check(cfg: Config, *, reach: bool = True, timeout: float = 5.0) -> None:
 def _tracking(cfg: Config, timeout: float) -> list[Problem]:
     import os
 
-    from mmrlaif.tracking.steps import tracking_uri
-    from mmrlaif.tracking.uri import ENV_TRACKING_URI, redact_uri
+    from mmrlaif.tracking.uri import ENV_TRACKING_URI, redact_uri, tracking_uri
 
     uri = tracking_uri(cfg)
     parts = urlsplit(uri)

@@ -174,7 +174,7 @@ def _cmd_schedule(cfg: Config, args: argparse.Namespace) -> None:
 def _cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     """Gate one version: exit 0 when it holds the alias afterwards, 1 when it was rejected."""
     from mmrlaif.tracking.gate import promote_version
-    from mmrlaif.tracking.steps import tracking_uri
+    from mmrlaif.tracking.uri import tracking_uri
 
     name = args.model or cfg.tracking.registered_model
     if not name:

@@ -173,9 +173,9 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
 
     from mmrlaif.pipelines.build import TaskFailedError, run_local
     from mmrlaif.preflight import check
+    from mmrlaif.steps.track import close_unfinished_runs
     from mmrlaif.tracking import open_ui_command
-    from mmrlaif.tracking.steps import close_unfinished_runs, tracking_uri
-    from mmrlaif.tracking.uri import redact_uri
+    from mmrlaif.tracking.uri import redact_uri, tracking_uri
 
     check(cfg)  # every problem the preflight can find, before the first task
     start = time.perf_counter()

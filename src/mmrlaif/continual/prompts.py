@@ -106,7 +106,7 @@ def read_watermark(cfg: Config) -> str | None:
     from mlflow.exceptions import MlflowException
 
     from mmrlaif.tracking import _mlflow as mf
-    from mmrlaif.tracking.steps import tracking_uri
+    from mmrlaif.tracking.uri import tracking_uri
 
     try:
         tags = mf.client(tracking_uri(cfg)).get_registered_model(model).tags
@@ -217,7 +217,7 @@ def advance(cfg: Config, report_path: str | Path, run_id: str) -> ContinualRepor
         [{"prompt_id": i} for i in report.new_ids], f"{ledger.rstrip('/')}/{run_id}.parquet"
     )
     from mmrlaif.tracking import _mlflow as mf
-    from mmrlaif.tracking.steps import tracking_uri
+    from mmrlaif.tracking.uri import tracking_uri
 
     client = mf.client(tracking_uri(cfg))
     model = _tracked_model(cfg)

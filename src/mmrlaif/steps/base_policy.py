@@ -13,7 +13,7 @@ from mmrlaif.io import read_rows, write_json
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import save_model
 from mmrlaif.toyworld import WorldPaths
-from mmrlaif.tracking.steps import tracking_uri
+from mmrlaif.tracking.uri import tracking_uri
 from mmrlaif.training.sft import SFTResult, sft_stage, train_sft
 
 

@@ -11,7 +11,11 @@ import os
 import re
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from mmrlaif.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,11 @@ def resolve_tracking_uri(configured: str | None, run_dir: str | Path) -> str:
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{run_dir / LOCAL_DB_NAME}"
+
+
+def tracking_uri(cfg: Config) -> str:
+    """The run's tracking URI (environment, then config, then a local store in the run folder)."""
+    return resolve_tracking_uri(cfg.tracking.uri, cfg.run.output_dir)
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -157,7 +157,7 @@ def test_a_broken_final_policy_is_not_registered(tmp_path, monkeypatch) -> None:
     from mmrlaif import artifacts
     from mmrlaif.config import Config, from_dict
     from mmrlaif.io import write_json
-    from mmrlaif.tracking.steps import register_step, start_step
+    from mmrlaif.steps.track import register_step, start_step
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path}/mlflow.db"

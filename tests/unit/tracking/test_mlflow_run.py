@@ -258,7 +258,7 @@ def test_import_has_no_kfp_or_mlflow() -> None:
 def test_unfinished_runs_are_closed(tmp_path: Path) -> None:
     """A pipeline run whose MLflow parent is still RUNNING (killed, failed) is closed."""
     from mmrlaif.config import Config, from_dict
-    from mmrlaif.tracking.steps import close_unfinished_runs, start_step
+    from mmrlaif.steps.track import close_unfinished_runs, start_step
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cfg = from_dict(

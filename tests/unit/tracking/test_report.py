@@ -29,6 +29,7 @@ from mmrlaif.labeling.feedback import label_samples
 from mmrlaif.labeling.labeler import Verdict
 from mmrlaif.pairs.stage import pairs_stage
 from mmrlaif.pairs.table import pair_row
+from mmrlaif.steps.track import benchmark_tags
 from mmrlaif.toyworld import toy_lexicon
 from mmrlaif.tracking.report import (
     REPORT_NAME,
@@ -37,7 +38,6 @@ from mmrlaif.tracking.report import (
     write_and_log_report,
     write_report,
 )
-from mmrlaif.tracking.steps import benchmark_tags
 
 ROOT = Path(__file__).resolve().parents[3]
 RUN_ID = "0123456789abcdef"
@@ -301,7 +301,7 @@ def test_finish_step_writes_the_report_and_logs_it_on_the_parent_run(
 
     from mmrlaif.artifacts import IMPORT_REPORT
     from mmrlaif.config import Config, from_dict
-    from mmrlaif.tracking.steps import finish_step, record_lineage_step, start_step
+    from mmrlaif.steps.track import finish_step, record_lineage_step, start_step
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{rlaifv_run.parent}/mlflow.db"
@@ -377,7 +377,7 @@ def test_cpu_tasks_import_neither_torch_nor_transformers() -> None:
     # the tracking, world and pairs tasks start in a fraction of a second (each KFP task is a
     # process of its own): the chat format's messages must not pull in a model library
     code = (
-        "import sys, mmrlaif.tracking.steps, mmrlaif.steps.pairs, mmrlaif.steps.world; "
+        "import sys, mmrlaif.steps.track, mmrlaif.steps.pairs, mmrlaif.steps.world; "
         "loaded = {'torch', 'transformers'} & set(sys.modules); assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -27,17 +27,12 @@ from mmrlaif.tracking.mlflow_run import finish_pipeline_run, log_iteration, star
 from mmrlaif.tracking.records import flat_counters, pairs_sample
 from mmrlaif.tracking.registry import register_model
 from mmrlaif.tracking.report import write_and_log_report
-from mmrlaif.tracking.uri import redact_uri, resolve_tracking_uri
+from mmrlaif.tracking.uri import redact_uri, tracking_uri
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable carrying the source revision into containers (set by the image build).
 GIT_SHA_ENV = "MMRLAIF_GIT_SHA"
-
-
-def tracking_uri(cfg: Config) -> str:
-    """The run's tracking URI (environment, then config, then a local store in the run folder)."""
-    return resolve_tracking_uri(cfg.tracking.uri, cfg.run.output_dir)
 
 
 def config_hash(cfg: Config) -> str:
