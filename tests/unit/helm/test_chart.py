@@ -138,7 +138,7 @@ def test_rbac_grants_exactly_what_the_pipeline_calls():
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    used = _client_calls(ROOT / "src" / "mmrlaif" / "training" / "trainjob.py")
+    used = _client_calls(ROOT / "src" / "mmrlaif" / "steps" / "trainjob.py")
     assert (
         granted
         == used
