@@ -17,19 +17,7 @@ from mmrlaif.components.track import finish_tracking, log_base, register, start_
 from mmrlaif.components.train import train_dpo, train_dpo_trainjob
 from mmrlaif.components.world import prepare_world
 from mmrlaif.config import Config
-
-#: Components that run again when a killed local run resumes (never taken from the cache):
-#: they log to the resumed run's new MLflow run, and register from it.
-ALWAYS_RUN: frozenset[str] = frozenset(
-    {
-        "start-tracking",
-        "log-base",
-        "log-rlaifv-iteration",
-        "log-povid-iteration",
-        "register",
-        "finish-tracking",
-    }
-)
+from mmrlaif.pipelines.tasks import kind_of
 
 
 @dataclass(frozen=True)
@@ -47,13 +35,17 @@ class LocalRun:
 
 
 def configure_local(local_run: LocalRun) -> None:
-    """Cache every task of the pipeline being defined but the :data:`ALWAYS_RUN` ones, under
-    the run's key (call it at the end of the pipeline function's body)."""
+    """Cache every task of the pipeline being defined but the tracking ones, under the run's
+    key (call it at the end of the pipeline function's body).
+
+    Raises:
+        ValueError: A task's component is not declared (:data:`mmrlaif.pipelines.tasks.TASKS`).
+    """
     pipeline = pipeline_context.Pipeline.get_default_pipeline()
     if pipeline is None:
         raise RuntimeError("configure_local must be called inside a pipeline function")
     for task in pipeline.tasks.values():
-        if task.component_spec.name in ALWAYS_RUN:
+        if kind_of(task.component_spec.name).tracking:
             continue
         task.set_caching_options(True)
         task.set_env_variable(RUN_KEY_ENV, local_run.run_key)

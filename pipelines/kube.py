@@ -1,7 +1,7 @@
 """Kubernetes settings of the pipeline's tasks, from ``cfg.kubernetes`` (applied here only,
 never in the components).
 
-Every task gets one *role*, from its component:
+Every task gets the *role* its component declares (:data:`mmrlaif.pipelines.tasks.TASKS`):
 
 - ``gpu``: base policy, sampling, labeling, POVID pairs (the noised-image answers), evaluation;
 - ``train``: DPO (``kubernetes.train``, else the ``gpu`` settings);
@@ -21,40 +21,7 @@ from kfp.dsl import pipeline_context
 
 from mmrlaif.artifacts import CHECKPOINT_DIR_ENV
 from mmrlaif.config import Config, ResourcesConfig
-
-#: Component name -> role; components not listed are ``cpu`` tasks.
-ROLES: dict[str, str] = {
-    "base-policy": "gpu",
-    "sample": "gpu",
-    "label": "gpu",
-    "povid-pairs": "gpu",
-    "evaluate": "gpu",
-    "train-dpo": "train",
-}
-
-#: Components whose failures are usually transient (network, external services).
-RETRIED: frozenset[str] = frozenset(
-    {
-        "prepare-world",
-        "sample",
-        "label",
-        "start-tracking",
-        "log-base",
-        "log-rlaifv-iteration",
-        "log-povid-iteration",
-        "finish-tracking",
-        "register",
-        "train-dpo-trainjob",
-    }
-)
-
-#: Components that read or write model folders (mount the shared volume when there is one).
-MODEL_TASKS: frozenset[str] = frozenset({"base-policy", "train-dpo"})
-
-
-def role_of(component_name: str) -> str:
-    """The role (``cpu``, ``gpu``, ``train``) of a component."""
-    return ROLES.get(component_name, "cpu")
+from mmrlaif.pipelines.tasks import kind_of
 
 
 def resources_of(cfg: Config, role: str) -> ResourcesConfig:
@@ -68,8 +35,8 @@ def resources_of(cfg: Config, role: str) -> ResourcesConfig:
 def configure_task(task: dsl.PipelineTask, cfg: Config) -> dsl.PipelineTask:
     """Apply the Kubernetes settings of ``task``'s role."""
     k8s = cfg.kubernetes
-    name = task.component_spec.name
-    role = role_of(name)
+    kind = kind_of(task.component_spec.name)
+    role = kind.role
     res = resources_of(cfg, role)
     task.set_container_image(k8s.image_for("cpu" if role == "cpu" else "gpu"))
     if res.cpu_request:
@@ -98,10 +65,11 @@ def configure_task(task: dsl.PipelineTask, cfg: Config) -> dsl.PipelineTask:
     if k8s.image_pull_secrets:
         kubernetes.set_image_pull_secrets(task, list(k8s.image_pull_secrets))
     volume = k8s.shared_volume
-    if volume is not None and name in MODEL_TASKS:
+    if volume is not None and kind.models:
         kubernetes.mount_pvc(task, volume.pvc_name, volume.mount_path)
         task.set_env_variable(CHECKPOINT_DIR_ENV, f"{volume.mount_path.rstrip('/')}/checkpoints")
-    retried = name in RETRIED or (name == "train-dpo" and volume is not None)
+    # DPO retries only with the shared volume, where a retry resumes from its checkpoints
+    retried = kind.retried or (kind.role == "train" and volume is not None)
     if retried and k8s.retries.num_retries > 0:
         r = k8s.retries
         task.set_retry(

@@ -59,7 +59,8 @@ def test_a_local_run_caches_every_task_but_tracking_under_its_key(tmp_path, meth
     from kfp import compiler
 
     from mmrlaif.pipelines.build import build_pipeline
-    from mmrlaif.pipelines.common import ALWAYS_RUN, LocalRun
+    from mmrlaif.pipelines.common import LocalRun
+    from mmrlaif.pipelines.tasks import TASKS
 
     cfg = load_config(PRESET, {"pipeline.method": method, "pipeline.iterations": 2})
     pipeline = build_pipeline(cfg, on_kubernetes=False, local_run=LocalRun("k1", "/ckpt"))
@@ -72,7 +73,7 @@ def test_a_local_run_caches_every_task_but_tracking_under_its_key(tmp_path, meth
         name = component.removeprefix("comp-").rstrip("-0123456789")
         executor = spec["components"][component]["executorLabel"]
         env = {e["name"]: e["value"] for e in executors[executor]["container"].get("env", [])}
-        if name in ALWAYS_RUN:
+        if TASKS[name].tracking:
             always.add(name)
             assert not task.get("cachingOptions", {}).get("enableCache"), name
             assert "MMRLAIF_RUN_KEY" not in env, name
@@ -83,3 +84,20 @@ def test_a_local_run_caches_every_task_but_tracking_under_its_key(tmp_path, meth
             assert env["MMRLAIF_CHECKPOINT_DIR"] == "/ckpt"
     assert {"prepare-world", "base-policy", "evaluate", "train-dpo", "select-policy"} <= cached
     assert {"start-tracking", "register", "finish-tracking"} <= always
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_an_undeclared_component_is_an_error_when_the_pipeline_is_built(
+    tmp_path, monkeypatch, local
+):
+    from mmrlaif.pipelines import tasks
+    from mmrlaif.pipelines.build import build_pipeline
+    from mmrlaif.pipelines.common import LocalRun
+
+    monkeypatch.delitem(tasks.TASKS, "select-policy")
+    cfg = load_config(PRESET)
+    with pytest.raises(ValueError, match="component 'select-policy' is not declared"):
+        if local:
+            build_pipeline(cfg, on_kubernetes=False, local_run=LocalRun("k", "/c"))
+        else:
+            compile_pipeline(cfg, tmp_path / "p.yaml")
