@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmrlaif.artifacts import SUMMARY_FILE
 from mmrlaif.config import Config, ConfigError, config_to_yaml, from_dict, to_dict
 from mmrlaif.config.strict import set_dotted
 
@@ -228,7 +229,7 @@ def _variant_run(
     folder = Path(vcfg.run.output_dir)
     text = config_to_yaml(vcfg)
     done = folder / "ablation_run.json"
-    if done.is_file() and _same_config(folder, text):
+    if done.is_file() and _same_config(folder, text) and (folder / SUMMARY_FILE).is_file():
         logger.info("ablation: %s, seed %d reused", variant, seed)
         seconds = json.loads(done.read_text())["seconds"]
     else:
@@ -241,10 +242,10 @@ def _variant_run(
         _cli(["run", "--config", str(folder / CONFIG_FILE)], folder / "ablation.log", env)
         seconds = round(time.perf_counter() - start, 1)
         done.write_text(json.dumps({"seconds": seconds}))
-    summaries = sorted(folder.glob("kfp/*/finish-tracking/summary"))
-    if not summaries:
-        raise FileNotFoundError(f"no run summary under {folder}/kfp")
-    return _run_of(variant, seed, json.loads(summaries[-1].read_text()), seconds, vcfg)
+    summary = folder / SUMMARY_FILE
+    if not summary.is_file():
+        raise FileNotFoundError(f"no run summary {summary}")
+    return _run_of(variant, seed, json.loads(summary.read_text()), seconds, vcfg)
 
 
 def _same_config(folder: Path, text: str) -> bool:

@@ -176,7 +176,7 @@ def run_local(cfg: Config, tracking_uri: str, *, fresh: bool = False) -> Path:
         fresh: Start anew even when the folder's last run did not finish.
 
     Returns:
-        The path of the run's summary JSON.
+        The run's summary JSON, ``<run.output_dir>/summary.json`` (removed when a run starts).
 
     Raises:
         TaskFailedError: A task failed: names it and its last error line (the whole log is in
@@ -184,6 +184,7 @@ def run_local(cfg: Config, tracking_uri: str, *, fresh: bool = False) -> Path:
     """
     from kfp import local
 
+    from mmrlaif.artifacts import SUMMARY_FILE
     from mmrlaif.io import write_json
     from mmrlaif.pipelines.common import LocalRun
     from mmrlaif.pipelines.reaper import Reaper
@@ -203,6 +204,7 @@ def run_local(cfg: Config, tracking_uri: str, *, fresh: bool = False) -> Path:
         state = {"run_key": uuid.uuid4().hex, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     state["finished"] = False
     write_json(state, state_path)
+    (root / SUMMARY_FILE).unlink(missing_ok=True)  # the summary of a run that finished
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(root / "kfp"),
@@ -235,8 +237,10 @@ def run_local(cfg: Config, tracking_uri: str, *, fresh: bool = False) -> Path:
             match = _FAILED_TASK.search(_ANSI.sub("", str(exc)))
             failed = match.group(1) if match else None
             raise TaskFailedError(failed, task_failure(text, failed), log_path) from exc
+    summary = root / SUMMARY_FILE
+    write_json(json.loads(Path(task.output.path).read_text()), summary)
     write_json({**state, "finished": True}, state_path)
-    return Path(task.output.path)
+    return summary
 
 
 def _log_task_decisions(log: TextIO) -> None:

@@ -22,6 +22,9 @@ EVAL_REPORT = "eval.json"
 VAL_REPORT = "val.json"
 #: Content hashes of the data a report was measured on (``eval_sha``, ``val_sha``, ``pope_sha``).
 DATA_REPORT = "data.json"
+#: A finished local run's summary, copied into ``run.output_dir`` by ``mmrlaif run`` (what the
+#: report and the ablation read, rather than kfp.local's task folder names).
+SUMMARY_FILE = "summary.json"
 #: Where the world folder records the import of external prompts (``data.align_prompts``).
 IMPORT_REPORT = "align_import.json"
 #: Root of DPO checkpoints shared by the attempts of a task: a shared volume on Kubernetes

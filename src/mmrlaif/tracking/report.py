@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 #: File name of the report, written in the run's output folder.
 REPORT_NAME = "report.html"
+
 _TASK = re.compile(r"(?P<base>.+?)(?:-(?P<n>\d+))?")
 _TABLES = ("samples", "feedback", "pairs")
 _VERDICTS = ("prompt_id", "sample_idx", "claims", "questions", "p_yes", "accepted", "score")
@@ -147,6 +148,10 @@ def collect_run(
     """
     run = find_pipeline_run(run_dir, run_id) if run_dir is not None else None
     outputs = _outputs(run) if run is not None else {}
+    if run_dir is not None and summary is None:  # the finished run's, by `mmrlaif run`
+        copied = _json(Path(run_dir) / artifacts.SUMMARY_FILE)
+        if copied.get("iterations") and copied.get("run_id") == (run_id or copied["run_id"]):
+            summary = copied
     if run is not None and summary is None:
         summary = _summary(run)
     summary = dict(summary) if summary else None
