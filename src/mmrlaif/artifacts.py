@@ -22,6 +22,10 @@ EVAL_REPORT = "eval.json"
 VAL_REPORT = "val.json"
 #: Content hashes of the data a report was measured on (``eval_sha``, ``val_sha``, ``pope_sha``).
 DATA_REPORT = "data.json"
+#: The candidate name of a DPO run's final model (checkpoints are ``step-<n>``).
+FINAL = "final"
+#: Where a DPO run keeps its intermediate checkpoints as loadable models (``select_every``).
+CANDIDATES_SUBDIR = "candidates"
 #: A finished local run's summary, copied into ``run.output_dir`` by ``mmrlaif run`` (what the
 #: report and the ablation read, rather than kfp.local's task folder names).
 SUMMARY_FILE = "summary.json"

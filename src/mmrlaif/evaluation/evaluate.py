@@ -13,7 +13,6 @@ from typing import Any
 from transformers import PreTrainedModel, ProcessorMixin
 
 from mmrlaif.config import EvalConfig, ModelConfig
-from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.evaluation.metrics import (
     ObjectHalResult,
     PopeResult,
@@ -22,6 +21,7 @@ from mmrlaif.evaluation.metrics import (
     pope_from_answers,
 )
 from mmrlaif.io import cell_to_image, read_rows, write_json
+from mmrlaif.lexicon import Lexicon
 from mmrlaif.models.generate import generate_answers
 from mmrlaif.models.load import load_vlm
 from mmrlaif.toyworld.vocab import object_names, partner_of, toy_lexicon

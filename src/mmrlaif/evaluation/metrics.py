@@ -1,7 +1,7 @@
 """Object-hallucination metrics of the toy world: ObjHal / RespHal / Cover, and POPE.
 
 * :func:`object_hallucination` scores free-form responses against the ground-truth objects of
-  each image, using a :class:`~mmrlaif.evaluation.lexicon.Lexicon` to find object mentions. It is
+  each image, using a :class:`~mmrlaif.lexicon.Lexicon` to find object mentions. It is
   CHAIR-like but *not* Rohrbach's CHAIR, and is named apart from it: ObjHal counts each distinct
   object once per response (CHAIR_i counts every occurrence) and RespHal divides by the responses
   that name an object (CHAIR_s by all responses). Rohrbach's CHAIR, as its script computes it,
@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mmrlaif.evaluation.lexicon import Lexicon, UnknownObjectError
+from mmrlaif.lexicon import Lexicon, UnknownObjectError
 
 logger = logging.getLogger(__name__)
 

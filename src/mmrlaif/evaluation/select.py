@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mmrlaif.artifacts import CANDIDATES_SUBDIR, FINAL
 from mmrlaif.config import (
     BENCHMARK_SELECT_METRICS,
     LATEST_METRIC,
@@ -30,10 +31,6 @@ SELECT_METRICS: dict[str, bool] = TOY_SELECT_METRICS | BENCHMARK_SELECT_METRICS
 LATEST = LATEST_METRIC
 #: The figures of every candidate of a selection, written by the evaluation.
 SELECT_REPORT = "select.json"
-#: The candidate name of a DPO run's final model (checkpoints are ``step-<n>``).
-FINAL = "final"
-#: Where a DPO run keeps its intermediate checkpoints as loadable models (``select_every``).
-CANDIDATES_SUBDIR = "candidates"
 #: Derived figures: harmonic means of object precision and recall, from a headline's keys.
 _F1_PARTS: dict[str, tuple[str, str]] = {
     "object_f1": ("object_hal", "cover"),

@@ -15,12 +15,14 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from mmrlaif.config import DataConfig
 from mmrlaif.io.tables import ImageError, cell_to_image, read_table, write_table
+
+if TYPE_CHECKING:
+    from mmrlaif.config import DataConfig
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mmrlaif.evaluation.lexicon import Lexicon
+from mmrlaif.lexicon import Lexicon
 from mmrlaif.models.chat import ANSWER_SUFFIX
 
 

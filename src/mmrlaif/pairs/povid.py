@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedModel, ProcessorMixin
 
-from mmrlaif.evaluation.lexicon import Lexicon
 from mmrlaif.io import cell_to_image
+from mmrlaif.lexicon import Lexicon
 from mmrlaif.models.generate import generate_answers
 from mmrlaif.models.seeded import sample_seed
 from mmrlaif.pairs.noise import DEFAULT_STEP, add_diffusion_noise

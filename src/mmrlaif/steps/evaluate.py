@@ -12,12 +12,11 @@ from typing import Any
 from transformers import PreTrainedModel, ProcessorMixin
 
 from mmrlaif import artifacts
+from mmrlaif.artifacts import CANDIDATES_SUBDIR, FINAL
 from mmrlaif.config import TOYWORLD_DATA, Config, selection_benchmark
 from mmrlaif.evaluation.evaluate import EvalReport, evaluate_stage
 from mmrlaif.evaluation.field import run_field_benchmarks
 from mmrlaif.evaluation.select import (
-    CANDIDATES_SUBDIR,
-    FINAL,
     SELECT_REPORT,
     best_candidate,
     candidate_model,

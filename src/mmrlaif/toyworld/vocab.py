@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmrlaif.evaluation.lexicon import Lexicon
+from mmrlaif.lexicon import Lexicon
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Any
 
 from transformers import ProcessorMixin, TrainerCallback
 
+from mmrlaif.models.tiny import save_model
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,13 +69,11 @@ def save_candidate(trainer: Any, processor: ProcessorMixin, path: Path, gather: 
     LoRA adapters are merged into a copy of the weights on the way out and the live model is
     left as it was (adapters unmerged), so training goes on unchanged.
     """
-    from mmrlaif.training.dpo import _save_atomically
-
     if gather:
-        return _save_atomically(trainer, processor, path)
+        return save_atomically(trainer, processor, path)
     model = trainer.accelerator.unwrap_model(trainer.model)
     if not hasattr(model, "merge_adapter"):
-        return _save_atomically(model, processor, path)
+        return save_atomically(model, processor, path)
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.merge_adapter()
@@ -97,3 +97,29 @@ def _plain_name(key: str) -> str:
     """A PEFT-wrapped parameter's name in the plain model (``base_layer``: a LoRA layer's
     weights; ``modules_to_save.default``: a module trained in full beside the adapters)."""
     return key.replace(".base_layer", "").replace(".modules_to_save.default", "")
+
+
+def save_atomically(source, processor: ProcessorMixin, model_dir: Path) -> Path:
+    """Save a model (or, under DeepSpeed, through its trainer) to a temp folder, then rename.
+
+    With several processes only the main one writes; the others wait for it.
+    """
+    from transformers import Trainer
+
+    tmp = model_dir.with_name(f".{model_dir.name}.tmp")
+    if isinstance(source, Trainer):
+        if source.is_world_process_zero():
+            shutil.rmtree(tmp, ignore_errors=True)
+        source.save_model(str(tmp))  # collective under ZeRO-3: every rank calls it
+        if not source.is_world_process_zero():
+            source.accelerator.wait_for_everyone()
+            return model_dir
+        processor.save_pretrained(tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_model(source, processor, tmp)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp.rename(model_dir)
+    if isinstance(source, Trainer):
+        source.accelerator.wait_for_everyone()
+    return model_dir

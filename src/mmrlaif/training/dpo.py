@@ -17,6 +17,7 @@ from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from mmrlaif import artifacts
 from mmrlaif.config import (
     DPO_PER_DEVICE_DEFAULT,
     DPOConfig,
@@ -30,7 +31,7 @@ from mmrlaif.models.families import (
     submodule,
 )
 from mmrlaif.models.load import load_vlm
-from mmrlaif.models.tiny import save_model
+from mmrlaif.training.candidates import CandidateSaver, save_atomically
 from mmrlaif.training.data import PreferenceCollator
 
 logger = logging.getLogger(__name__)
@@ -242,13 +243,13 @@ def train_dpo(
     seconds = time.perf_counter() - start
     if cfg.deepspeed and cfg.lora is None:
         # ZeRO-3 partitions the weights: only the trainer gathers them for saving
-        model_dir = _save_atomically(trainer, processor, output_dir / "model")
+        model_dir = save_atomically(trainer, processor, output_dir / "model")
     else:
         trained = trainer.model
         if cfg.lora is not None and cfg.lora.merge:
             trained = trained.merge_and_unload()
         trained.eval()
-        model_dir = _save_atomically(trained, processor, output_dir / "model")
+        model_dir = save_atomically(trained, processor, output_dir / "model")
     sources = Counter(dataset["source"]) if "source" in dataset.column_names else Counter()
     history = [dict(h) for h in trainer.state.log_history]
     return DPOResult(model_dir, len(dataset), dict(sources), history, seconds, None, last)
@@ -320,11 +321,8 @@ def dpo_stage(
         )
         callbacks = []
         if select_every is not None:
-            from mmrlaif.evaluation.select import CANDIDATES_SUBDIR
-            from mmrlaif.training.candidates import CandidateSaver
-
             gather = bool(cfg.deepspeed) and cfg.lora is None
-            candidates = output_dir / CANDIDATES_SUBDIR
+            candidates = output_dir / artifacts.CANDIDATES_SUBDIR
             callbacks.append(CandidateSaver(select_every, candidates, processor, gather))
         result = train_dpo(
             model,
@@ -373,29 +371,3 @@ def _read_pairs(path: str | Path, cache_dir: Path):
     if pq.ParquetFile(str(path)).metadata.num_rows == 0:
         return None
     return load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(cache_dir))
-
-
-def _save_atomically(source, processor: ProcessorMixin, model_dir: Path) -> Path:
-    """Save a model (or, under DeepSpeed, through its trainer) to a temp folder, then rename.
-
-    With several processes only the main one writes; the others wait for it.
-    """
-    from transformers import Trainer
-
-    tmp = model_dir.with_name(f".{model_dir.name}.tmp")
-    if isinstance(source, Trainer):
-        if source.is_world_process_zero():
-            shutil.rmtree(tmp, ignore_errors=True)
-        source.save_model(str(tmp))  # collective under ZeRO-3: every rank calls it
-        if not source.is_world_process_zero():
-            source.accelerator.wait_for_everyone()
-            return model_dir
-        processor.save_pretrained(tmp)
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_model(source, processor, tmp)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    tmp.rename(model_dir)
-    if isinstance(source, Trainer):
-        source.accelerator.wait_for_everyone()
-    return model_dir

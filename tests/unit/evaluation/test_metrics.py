@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from mmrlaif.evaluation.lexicon import Lexicon, UnknownObjectError
 from mmrlaif.evaluation.metrics import (
     ObjectHalResult,
     PopeResult,
@@ -15,6 +14,7 @@ from mmrlaif.evaluation.metrics import (
     pope,
     pope_from_answers,
 )
+from mmrlaif.lexicon import Lexicon, UnknownObjectError
 
 
 @pytest.fixture

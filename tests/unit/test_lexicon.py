@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmrlaif.evaluation.lexicon import (
+from mmrlaif.lexicon import (
     Lexicon,
     Mention,
     UnknownObjectError,
