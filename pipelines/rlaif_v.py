@@ -3,7 +3,6 @@
 from typing import Any
 
 from kfp import dsl
-from kfp.dsl import Artifact
 
 from mmrlaif.components.label import label
 from mmrlaif.components.merge import merge_shards
@@ -11,15 +10,26 @@ from mmrlaif.components.pairs import build_pairs
 from mmrlaif.components.sample import sample
 from mmrlaif.components.track import log_rlaifv_iteration
 from mmrlaif.config import Config
-from mmrlaif.pipelines.common import (
-    LocalRun,
-    Start,
-    configure_local,
-    finish,
-    start,
-    train_and_select,
+from mmrlaif.pipelines.common import LocalRun, Start
+from mmrlaif.pipelines.skeleton import Method, Pairs, method_pipeline
+
+
+def _pairs(config: Any, cfg: Config, iteration: int, policy: Any, s: Start) -> Pairs:
+    """RLAIF-V's part of the pipeline: sample, label and pair from the iteration's policy."""
+    samples, feedback = sample_and_label(config, cfg, iteration, policy, s)
+    paired = build_pairs(
+        config=config, iteration=iteration, feedback=feedback, world=s.world, policy=policy
+    )
+    paired.set_display_name(f"iteration {iteration}: pairs")
+    return Pairs(paired.outputs["pairs"], {"samples": samples, "feedback": feedback})
+
+
+RLAIF_V = Method(
+    name="rlaif-v",
+    description="RLAIF-V: iterative on-policy DPO on AI feedback (self-feedback or a labeler).",
+    pairs=_pairs,
+    log=log_rlaifv_iteration,
 )
-from mmrlaif.pipelines.kube import configure_all
 
 
 def rlaif_v_pipeline(
@@ -28,56 +38,9 @@ def rlaif_v_pipeline(
     on_kubernetes: bool = True,
     local_run: LocalRun | None = None,
 ):
-    """The RLAIF-V pipeline function for ``cfg`` (``pipeline.iterations`` unrolled).
-
-    Args:
-        cfg: The configuration (its values decide the shape: iterations, Kubernetes settings).
-        config_text: Default of the ``config`` parameter (the same config as one-line JSON).
-        on_kubernetes: Apply ``cfg.kubernetes`` to the tasks (off for ``kfp.local`` runs).
-        local_run: A local run's key and checkpoint root: cache the tasks under its key.
-
-    (No ``from __future__ import annotations`` here: KFP reads the annotations as types.)
-    """
-    iterations = cfg.pipeline.iterations
-
-    @dsl.pipeline(
-        name=f"{cfg.pipeline.name}-rlaif-v",
-        description="RLAIF-V: iterative on-policy DPO on AI feedback (self-feedback or a labeler).",
-    )
-    def rlaif_v(config: str = config_text, run_date: str = "") -> Artifact:
-        s: Start = start(config, run_date, cfg)
-        policy, report, history = s.policy, s.report, s.history
-        for i in range(1, iterations + 1):
-            samples, feedback = sample_and_label(config, cfg, i, policy, s)
-            paired = build_pairs(
-                config=config, iteration=i, feedback=feedback, world=s.world, policy=policy
-            )
-            step = train_and_select(
-                config, cfg, i, policy, report, paired.outputs["pairs"], s.world
-            )
-            logged = log_rlaifv_iteration(
-                config=config,
-                run_id=s.run_id,
-                iteration=i,
-                history=history,
-                report=step.report,
-                candidate_report=step.candidate_report,
-                samples=samples,
-                feedback=feedback,
-                pairs=paired.outputs["pairs"],
-                trained=step.trained,
-            )
-            paired.set_display_name(f"iteration {i}: pairs")
-            logged.set_display_name(f"iteration {i}: log").set_caching_options(False)
-            policy, report, history = step.policy, step.report, logged.output
-        summary = finish(config, s, history, policy, report)
-        if on_kubernetes:
-            configure_all(cfg)
-        if local_run is not None:
-            configure_local(local_run)
-        return summary
-
-    return rlaif_v
+    """The RLAIF-V pipeline function for ``cfg`` (arguments as
+    :func:`mmrlaif.pipelines.skeleton.method_pipeline`)."""
+    return method_pipeline(RLAIF_V, cfg, config_text, on_kubernetes, local_run)
 
 
 def sample_and_label(config: Any, cfg: Config, iteration: int, policy: Any, s: Start):
