@@ -220,8 +220,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:
+    from mmrlaif.ablation import AblationError, run_ablation, summarize, variant_config
     from mmrlaif.config import check_local_paths
-    from mmrlaif.pipelines.ablation import AblationError, run_ablation, summarize, variant_config
     from mmrlaif.training.validate import check_trainer_args
 
     check_local_paths(cfg)

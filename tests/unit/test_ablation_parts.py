@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrlaif.config import ConfigError, load_config
-from mmrlaif.pipelines.ablation import (
+from mmrlaif.ablation import (
     AblationRun,
     expected_cost,
     markdown_table,
@@ -14,8 +13,9 @@ from mmrlaif.pipelines.ablation import (
     variant_config,
     write_results,
 )
+from mmrlaif.config import ConfigError, load_config
 
-PRESET = Path(__file__).resolve().parents[3] / "configs" / "tiny_cpu.yaml"
+PRESET = Path(__file__).resolve().parents[2] / "configs" / "tiny_cpu.yaml"
 
 
 def test_variants_change_only_what_they_name(tmp_path):
