@@ -60,7 +60,8 @@ import urllib3
 import yaml
 
 from mmrlaif import __version__
-from mmrlaif.config import Config, config_to_json
+from mmrlaif.config import Config, config_to_json, parse_config
+from mmrlaif.config.shape import shape_differences, shape_text
 
 logger = logging.getLogger(__name__)
 
@@ -463,6 +464,14 @@ def _arguments(
             f"unknown pipeline parameter(s) {', '.join(unknown)}; "
             f"the pipeline takes: {', '.join(sorted(declared)) or 'none'}"
         )
+    if isinstance(given.get("config"), str):  # a config of another shape: another pipeline
+        differences = shape_differences(shape_text(cfg), parse_config(given["config"]))
+        if differences:
+            raise ValueError(
+                "--param config= changes what the pipeline is compiled from: "
+                f"{'; '.join(differences)}; set these in the config the pipeline is "
+                "compiled from instead"
+            )
     for key, value in given.items():
         args[key] = _typed(key, value, declared[key].get("parameterType", "STRING"))
     return args

@@ -17,6 +17,7 @@ from mmrlaif.components.track import finish_tracking, log_base, register, start_
 from mmrlaif.components.train import train_dpo, train_dpo_trainjob
 from mmrlaif.components.world import prepare_world
 from mmrlaif.config import Config
+from mmrlaif.config.shape import shape_text
 from mmrlaif.pipelines.tasks import kind_of
 
 
@@ -75,7 +76,7 @@ class Step:
 
 def start(config: Any, run_date: Any, cfg: Config) -> Start:
     """World, starting policy, its evaluation, the parent run, iteration 0 logged."""
-    world = prepare_world(config=config).set_display_name("prepare world")
+    world = prepare_world(config=config, shape=shape_text(cfg)).set_display_name("prepare world")
     if cfg.data.align_prompts or cfg.data.prompts_prefix:
         # prompts read from storage change behind the same URI (new partitions, a moved
         # watermark): never reuse a cached copy
