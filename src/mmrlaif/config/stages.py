@@ -15,7 +15,7 @@ from mmrlaif.config.selection import (
     TOY_SELECT_METRICS,
 )
 from mmrlaif.config.strict import ConfigError
-from mmrlaif.models.families import DEFAULT_LORA_MODULES, FAMILIES, parse_twin_spec
+from mmrlaif.families import DEFAULT_LORA_MODULES, FAMILIES, parse_twin_spec
 
 
 @dataclass(frozen=True)

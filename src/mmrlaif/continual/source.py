@@ -77,7 +77,7 @@ def resolve_policy(spec: str, tracking_uri: str | None, download_to: str | Path)
     if spec.startswith("models:/"):
         return _resolve_registry(spec, tracking_uri, download_to)
     if spec.startswith("twin:"):
-        from mmrlaif.models.families import parse_twin_spec
+        from mmrlaif.families import parse_twin_spec
         from mmrlaif.models.twins import save_twin
 
         try:

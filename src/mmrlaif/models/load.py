@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
 
+from mmrlaif.families import UnknownFamilyError
 from mmrlaif.models.chat import ChatFormat, ChatFormatError
-from mmrlaif.models.families import UnknownFamilyError, family_of
+from mmrlaif.models.families import family_of
 
 logger = logging.getLogger(__name__)
 

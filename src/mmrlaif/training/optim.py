@@ -14,7 +14,8 @@ import logging
 
 import torch
 
-from mmrlaif.models.families import Family, submodule
+from mmrlaif.families import Family
+from mmrlaif.models.families import submodule
 
 logger = logging.getLogger(__name__)
 

@@ -5,14 +5,11 @@ import re
 import pytest
 
 from mmrlaif.config import ConfigError, load_config
+from mmrlaif.families import FAMILIES, TWIN_FAMILIES, UnknownFamilyError, parse_twin_spec
 from mmrlaif.models.families import (
-    FAMILIES,
-    TWIN_FAMILIES,
-    UnknownFamilyError,
     family_of,
     freeze_vision_encoder,
     lora_target_regex,
-    parse_twin_spec,
     submodule,
     vision_encoder_parameters,
 )

@@ -5,7 +5,8 @@ import torch
 
 from mmrlaif import io
 from mmrlaif.config import DPOConfig, LoRAConfig
-from mmrlaif.models.families import FAMILIES, family_of, submodule
+from mmrlaif.families import FAMILIES
+from mmrlaif.models.families import family_of, submodule
 from mmrlaif.models.load import load_vlm
 from mmrlaif.models.tiny import save_model
 from mmrlaif.models.twins import build_twin

@@ -74,7 +74,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
 
-from mmrlaif.models.families import TWIN_FAMILIES
+from mmrlaif.families import TWIN_FAMILIES
 from mmrlaif.models.twins.idefics_gemma_internvl import (
     _build_gemma3,
     _build_idefics3,
