@@ -31,8 +31,14 @@ _YES_WORDS = frozenset({"yes"})
 _ANSWER_WORD_RE = re.compile(r"[a-z0-9']+")
 
 
-def _ratio(numerator: int, denominator: int) -> float:
+def ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, or 0.0 when the denominator is 0."""
     return numerator / denominator if denominator else 0.0
+
+
+def f1_score(precision: float, recall: float) -> float:
+    """Harmonic mean of precision and recall; 0.0 when both are 0."""
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 @dataclass(frozen=True)
@@ -127,9 +133,9 @@ def object_hallucination(
         n_covered += len(gt.intersection(mentioned))
 
     result = ObjectHalResult(
-        object_hal=_ratio(n_hallucinated, n_mentions),
-        response_hal=_ratio(n_bad_responses, n_with_mentions),
-        cover=_ratio(n_covered, n_gt),
+        object_hal=ratio(n_hallucinated, n_mentions),
+        response_hal=ratio(n_bad_responses, n_with_mentions),
+        cover=ratio(n_covered, n_gt),
         n_responses=len(responses),
         n_responses_with_mentions=n_with_mentions,
         n_mentions=n_mentions,
@@ -252,15 +258,15 @@ def _pope(predictions: Sequence[bool], labels: Sequence[bool], n_unparsed: int) 
     tn = sum(not p and not y for p, y in pairs)
     fn = sum(not p and y for p, y in pairs)
     n = len(pairs)
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision = ratio(tp, tp + fp)
+    recall = ratio(tp, tp + fn)
+    f1 = f1_score(precision, recall)
     return PopeResult(
-        accuracy=_ratio(tp + tn, n),
+        accuracy=ratio(tp + tn, n),
         precision=precision,
         recall=recall,
         f1=f1,
-        yes_ratio=_ratio(tp + fp, n),
+        yes_ratio=ratio(tp + fp, n),
         n=n,
         n_unparsed=n_unparsed,
         tp=tp,

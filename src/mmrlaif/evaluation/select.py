@@ -24,6 +24,7 @@ from mmrlaif.config import (
     LATEST_METRIC,
     TOY_SELECT_METRICS,
 )
+from mmrlaif.evaluation.metrics import f1_score
 
 #: Metrics a selection can use, and whether higher is better.
 SELECT_METRICS: dict[str, bool] = TOY_SELECT_METRICS | BENCHMARK_SELECT_METRICS
@@ -48,9 +49,7 @@ def object_f1(object_hal: float, cover: float) -> float:
     Rewards naming the objects that are there without naming ones that are not, so a policy
     cannot win by saying less.
     """
-    precision = 1.0 - object_hal
-    total = precision + cover
-    return 2 * precision * cover / total if total else 0.0
+    return f1_score(1.0 - object_hal, cover)
 
 
 def metric_value(metric: str, headline: Mapping[str, float]) -> float:

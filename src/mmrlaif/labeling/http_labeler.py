@@ -9,8 +9,6 @@ comes from the environment, never from config.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +21,7 @@ from mmrlaif.models.openai_client import (
     EndpointError,
     OpenAIClient,
     RequestStats,
+    image_data_url,
 )
 
 __all__ = [
@@ -80,7 +79,7 @@ class OpenAIYesNoLabeler:
         urls: dict[int, str] = {}
         for image in images:
             if id(image) not in urls:
-                urls[id(image)] = _data_url(image)
+                urls[id(image)] = image_data_url(image)
         with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
             futures = [
                 pool.submit(self._ask, urls[id(img)], q)
@@ -124,9 +123,3 @@ def verdict_from_top_logprobs(top: Sequence[dict]) -> Verdict:
     p_yes = sum(math.exp(t["logprob"]) for t in top if t["token"].strip() in YES_WORDS)
     p_no = sum(math.exp(t["logprob"]) for t in top if t["token"].strip() in NO_WORDS)
     return Verdict(p_yes, p_no)
-
-
-def _data_url(image: Image.Image) -> str:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -10,7 +10,9 @@ variable (never from config) and is only ever sent as a bearer header, never log
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import logging
 import os
@@ -20,6 +22,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 logger = logging.getLogger(__name__)
 
@@ -229,3 +233,10 @@ def _clip(text: str, n: int = 80) -> str:
     """``text`` on one line, its last ``n`` characters (where prompts differ) with an ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= n else "..." + flat[-n:]
+
+
+def image_data_url(image: Image.Image) -> str:
+    """``image`` as a lossless PNG ``data:`` URL."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -31,8 +31,6 @@ the run with an :class:`EndpointError` naming the prompt: the samples table is a
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import threading
 import time
@@ -41,17 +39,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from PIL import Image
-
 from mmrlaif.config import SamplingConfig
 from mmrlaif.io import cell_to_image
-from mmrlaif.models.openai_client import EndpointError, OpenAIClient, RequestStats
+from mmrlaif.models.openai_client import EndpointError, OpenAIClient, RequestStats, image_data_url
 from mmrlaif.models.seeded import sample_seed
 from mmrlaif.sampling.sampler import SamplingStats
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EndpointError", "OpenAISamplingBackend", "image_data_url"]
+__all__ = ["EndpointError", "OpenAISamplingBackend"]
 
 
 @dataclass(frozen=True)
@@ -259,10 +255,3 @@ class OpenAISamplingBackend:
         tokens = usage.get("completion_tokens") if isinstance(usage, Mapping) else None
         policy = answer.get("model") or self.model or self.client.base_url
         return texts, int(tokens) if isinstance(tokens, int) else 0, str(policy)
-
-
-def image_data_url(image: Image.Image) -> str:
-    """``image`` as a lossless PNG ``data:`` URL."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -12,7 +12,7 @@ from mmrlaif.io import read_rows
 from mmrlaif.io.hashes import tree_sha256
 from mmrlaif.labeling.feedback import FeedbackStats
 from mmrlaif.labeling.stage import SELF_LABELERS, label_stage
-from mmrlaif.steps.merge import ShardCache, content_key, reused_stats, rows_key
+from mmrlaif.steps.merge import cached_shard, rows_key
 from mmrlaif.toyworld import WorldPaths
 
 
@@ -33,13 +33,11 @@ def label_step(
     labeler = artifacts.model_dir(labeler_run) if cfg.labeling.labeler in SELF_LABELERS else ""
     samples = artifacts.table(samples_dir, "samples")
     prompts = WorldPaths(Path(world_dir)).prompts("align")
-    cache = ShardCache(cfg.pipeline.shard_cache) if cfg.pipeline.shard_cache else None
-    key = ""
-    if cache is not None:  # a finished shard of the same samples, labeler and settings
+
+    def key_parts() -> tuple:  # the same samples, labeler and settings
         sample_rows = read_rows(samples)
         ids = {r["prompt_id"] for r in sample_rows}
-        key = content_key(
-            "feedback",
+        return (
             rows_key(sample_rows, ("prompt_id", "sample_idx", "response")),
             rows_key(
                 [r for r in read_rows(prompts) if r["prompt_id"] in ids],
@@ -49,12 +47,13 @@ def label_step(
             asdict(cfg.labeling),
             cfg.model.dtype,
         )
-        if cache.restore("feedback", key, out_dir):
-            return reused_stats(out_dir, key, FeedbackStats)
-    stats = label_stage(
-        labeler, cfg.model, cfg.labeling, samples, prompts, artifacts.table(out_dir, "feedback")
+
+    def compute() -> FeedbackStats:
+        feedback = artifacts.table(out_dir, "feedback")
+        stats = label_stage(labeler, cfg.model, cfg.labeling, samples, prompts, feedback)
+        artifacts.write_stats(out_dir, stats)
+        return stats
+
+    return cached_shard(
+        cfg.pipeline.shard_cache, "feedback", out_dir, FeedbackStats, key_parts, compute
     )
-    artifacts.write_stats(out_dir, stats)
-    if cache is not None:
-        cache.publish("feedback", key, out_dir)
-    return stats

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -109,6 +109,36 @@ class ShardCache:
             Path(where).parent.mkdir(parents=True, exist_ok=True)
             copy_tree(out_dir, where)
         return where
+
+
+def cached_shard(
+    cache_root: str | None,
+    stage: str,
+    out_dir: str | Path,
+    stats_type: type[T],
+    key_parts: Callable[[], tuple[Any, ...]],
+    compute: Callable[[], T],
+) -> T:
+    """A shard's outputs from the shard cache when it holds them, else computed and kept there.
+
+    Args:
+        cache_root: ``pipeline.shard_cache`` (``None``: no cache, always compute).
+        stage: The cache's stage folder (``samples``, ``feedback``).
+        out_dir: The task's output folder, which ``compute`` writes.
+        stats_type: The stage's statistics dataclass (a reused shard's are read back as one).
+        key_parts: The inputs the outputs depend on (hashed into the key; only asked for
+            with a cache).
+        compute: Writes the outputs to ``out_dir`` and returns their statistics.
+    """
+    if not cache_root:
+        return compute()
+    cache = ShardCache(cache_root)
+    key = content_key(stage, *key_parts())
+    if cache.restore(stage, key, out_dir):
+        return reused_stats(out_dir, key, stats_type)
+    stats = compute()
+    cache.publish(stage, key, out_dir)
+    return stats
 
 
 def reused_stats(out_dir: str | Path, key: str, stats_type: type[T]) -> T:

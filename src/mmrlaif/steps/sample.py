@@ -15,7 +15,7 @@ from mmrlaif.io.hashes import tree_sha256
 from mmrlaif.sampling.backends import make_backend
 from mmrlaif.sampling.policy_server import policy_server
 from mmrlaif.sampling.sampler import SamplingStats
-from mmrlaif.steps.merge import ShardCache, content_key, reused_stats, rows_key, shard_rows
+from mmrlaif.steps.merge import cached_shard, rows_key, shard_rows
 from mmrlaif.toyworld import WorldPaths
 
 
@@ -38,23 +38,25 @@ def sample_step(
     rows = shard_rows(
         read_rows(WorldPaths(Path(world_dir)).prompts("align")), shard, cfg.pipeline.shards
     )
-    cache = ShardCache(cfg.pipeline.shard_cache) if cfg.pipeline.shard_cache else None
-    key = ""
-    if cache is not None:
+
+    def key_parts() -> tuple:
         prompts = rows_key(rows, ("prompt_id", "question", "image"))
-        key = content_key("samples", prompts, tree_sha256(model), asdict(sampling), cfg.model.dtype)
-        if cache.restore("samples", key, out_dir):
-            return reused_stats(out_dir, key, SamplingStats)
-    with contextlib.ExitStack() as stack:
-        if sampling.serve_policy:  # a server on this very policy, for this task only
-            url = stack.enter_context(
-                policy_server(model, sampling.serve_command, sampling.serve_timeout_s)
-            )
-            sampling = replace(sampling, endpoint=url)
-        backend = make_backend(model, cfg.model, sampling)
-        samples, stats = backend.sample(rows, sampling)
-    write_table(samples, artifacts.table(out_dir, "samples"))
-    artifacts.write_stats(out_dir, stats)
-    if cache is not None:
-        cache.publish("samples", key, out_dir)
-    return stats
+        return prompts, tree_sha256(model), asdict(sampling), cfg.model.dtype
+
+    def compute() -> SamplingStats:
+        settings = sampling
+        with contextlib.ExitStack() as stack:
+            if settings.serve_policy:  # a server on this very policy, for this task only
+                url = stack.enter_context(
+                    policy_server(model, settings.serve_command, settings.serve_timeout_s)
+                )
+                settings = replace(settings, endpoint=url)
+            backend = make_backend(model, cfg.model, settings)
+            samples, stats = backend.sample(rows, settings)
+        write_table(samples, artifacts.table(out_dir, "samples"))
+        artifacts.write_stats(out_dir, stats)
+        return stats
+
+    return cached_shard(
+        cfg.pipeline.shard_cache, "samples", out_dir, SamplingStats, key_parts, compute
+    )

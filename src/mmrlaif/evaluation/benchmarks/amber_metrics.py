@@ -39,9 +39,8 @@ from mmrlaif.evaluation.benchmarks.amber import (
     AmberQuery,
     AmberVocabulary,
 )
-from mmrlaif.evaluation.benchmarks.common import f1_score, ratio
 from mmrlaif.evaluation.benchmarks.nlp import DEFAULT_SPACY_MODEL, ReferenceNlp, reference_marks
-from mmrlaif.evaluation.metrics import parse_yes_no
+from mmrlaif.evaluation.metrics import f1_score, parse_yes_no, ratio
 
 logger = logging.getLogger(__name__)
 

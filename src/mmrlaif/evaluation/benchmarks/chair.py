@@ -34,9 +34,9 @@ from mmrlaif.evaluation.benchmarks.common import (
     BenchmarkDataError,
     BenchmarkFormatError,
     DataRoot,
-    ratio,
 )
 from mmrlaif.evaluation.benchmarks.nlp import ReferenceNlp
+from mmrlaif.evaluation.metrics import ratio
 
 #: Rohrbach's synonym file, in the CHAIR data root.
 ROHRBACH_SYNONYMS_FILE = "synonyms.txt"

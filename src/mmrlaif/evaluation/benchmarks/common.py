@@ -65,16 +65,6 @@ class BenchmarkDataError(ConfigError):
         super().__init__(f"benchmark {benchmark!r}: {problem}: {path}")
 
 
-def ratio(numerator: float, denominator: float) -> float:
-    """``numerator / denominator``, or 0.0 when the denominator is 0."""
-    return numerator / denominator if denominator else 0.0
-
-
-def f1_score(precision: float, recall: float) -> float:
-    """Harmonic mean of precision and recall; 0.0 when both are 0."""
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-
-
 class DataRoot:
     """One benchmark's data folder: a local directory or an ``s3://bucket/prefix``.
 

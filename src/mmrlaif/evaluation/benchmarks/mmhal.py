@@ -33,8 +33,8 @@ from mmrlaif.evaluation.benchmarks.common import (
     Fields,
     Query,
     load_records,
-    ratio,
 )
+from mmrlaif.evaluation.metrics import ratio
 from mmrlaif.models.openai_client import EndpointError, OpenAIClient
 
 logger = logging.getLogger(__name__)
