@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kfp import dsl
-from kfp.dsl import pipeline_context
 
 from mmrlaif.artifacts import CHECKPOINT_DIR_ENV, RUN_KEY_ENV
 from mmrlaif.components.base_policy import base_policy
@@ -18,7 +17,7 @@ from mmrlaif.components.train import train_dpo, train_dpo_trainjob
 from mmrlaif.components.world import prepare_world
 from mmrlaif.config import Config
 from mmrlaif.config.shape import shape_text
-from mmrlaif.pipelines.tasks import kind_of
+from mmrlaif.pipelines.tasks import defined_tasks, kind_of
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,7 @@ def configure_local(local_run: LocalRun) -> None:
     Raises:
         ValueError: A task's component is not declared (:data:`mmrlaif.pipelines.tasks.TASKS`).
     """
-    pipeline = pipeline_context.Pipeline.get_default_pipeline()
-    if pipeline is None:
-        raise RuntimeError("configure_local must be called inside a pipeline function")
-    for task in pipeline.tasks.values():
+    for task in defined_tasks("configure_local"):
         if kind_of(task.component_spec.name).tracking:
             continue
         task.set_caching_options(True)

@@ -17,11 +17,10 @@ DPO retries only with a shared volume, where a retry resumes from its checkpoint
 from __future__ import annotations
 
 from kfp import dsl, kubernetes
-from kfp.dsl import pipeline_context
 
 from mmrlaif.artifacts import CHECKPOINT_DIR_ENV
 from mmrlaif.config import Config, ResourcesConfig
-from mmrlaif.pipelines.tasks import kind_of
+from mmrlaif.pipelines.tasks import defined_tasks, kind_of
 
 
 def resources_of(cfg: Config, role: str) -> ResourcesConfig:
@@ -86,8 +85,5 @@ def configure_all(cfg: Config) -> None:
 
     Call it at the end of the pipeline function's body (the tasks exist by then).
     """
-    pipeline = pipeline_context.Pipeline.get_default_pipeline()
-    if pipeline is None:
-        raise RuntimeError("configure_all must be called inside a pipeline function")
-    for task in pipeline.tasks.values():
+    for task in defined_tasks("configure_all"):
         configure_task(task, cfg)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kfp import dsl
+from kfp.dsl import pipeline_context
+
 
 @dataclass(frozen=True)
 class TaskKind:
@@ -66,3 +69,16 @@ def kind_of(component_name: str) -> TaskKind:
             f"component {component_name!r} is not declared in mmrlaif.pipelines.tasks.TASKS "
             "(its Kubernetes role, retries, model volume, tracking): declare it there"
         ) from None
+
+
+def defined_tasks(caller: str) -> list[dsl.PipelineTask]:
+    """The tasks of the pipeline being defined (call from the end of a pipeline function's
+    body, when they all exist).
+
+    Raises:
+        RuntimeError: Naming ``caller`` when no pipeline is being defined.
+    """
+    pipeline = pipeline_context.Pipeline.get_default_pipeline()
+    if pipeline is None:
+        raise RuntimeError(f"{caller} must be called inside a pipeline function")
+    return list(pipeline.tasks.values())
