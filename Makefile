@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= configs/tiny_cpu.yaml
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install install-dev demo demo-povid compile images test test-all lint format clean
+.PHONY: install install-dev demo demo-povid compile images test test-all lint format docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,15 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) torch==2.14.1 torchvision==0.29.1
 	$(PIP) -e .
-	$(BIN)/python -m mmrlaif.evaluation.benchmarks.nltk_data $(VENV)/nltk_data
+	$(BIN)/python -m mmrlaif.evaluation.hallucination.nltk_data $(VENV)/nltk_data
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PIP) -e '.[docs]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -39,7 +43,7 @@ demo-povid: install
 
 # Recompile the committed pipeline YAML (a test checks it is up to date).
 compile: install
-	$(BIN)/mmrlaif compile --config $(CONFIG) --out pipelines/compiled/rlaif_v_tiny_cpu.yaml
+	$(BIN)/mmrlaif compile --config $(CONFIG) --out pipelines/compiled/rlaifv_tiny_cpu.yaml
 	$(BIN)/mmrlaif compile --config $(CONFIG) --set pipeline.method=povid \
 		--set pipeline.iterations=1 --out pipelines/compiled/povid_tiny_cpu.yaml
 
@@ -62,6 +66,11 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The documentation site (mkdocs.yml, docs/) into site/; any warning fails it.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true \
+		$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

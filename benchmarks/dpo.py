@@ -165,9 +165,10 @@ def build_inputs(work: Path, size: str, n_pairs: int) -> tuple[int, float]:
     """
     from mmrlaif import io
     from mmrlaif.config import WorldConfig
-    from mmrlaif.models.tiny import build_tiny_vlm, save_model
+    from mmrlaif.models.load import save_model
     from mmrlaif.pairs.table import pair_row
     from mmrlaif.toyworld import build_world, object_names, partner_of
+    from mmrlaif.toyworld.tiny import build_tiny_vlm
 
     world_cfg = WorldConfig(
         seed=0, image_size=IMAGE_SIZE, n_train=8, n_align=n_pairs, n_eval=4, n_val=4

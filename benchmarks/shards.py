@@ -24,11 +24,12 @@ import torch
 
 from mmrlaif.config import Config, TinyVLMConfig, WorldConfig, from_dict
 from mmrlaif.io import read_rows
-from mmrlaif.models.tiny import build_tiny_vlm, save_model
+from mmrlaif.models.load import save_model
 from mmrlaif.steps.label import label_step
 from mmrlaif.steps.merge import merge_step
 from mmrlaif.steps.sample import sample_step
 from mmrlaif.toyworld import build_world
+from mmrlaif.toyworld.tiny import build_tiny_vlm
 
 
 def _shard(args: tuple[dict, str, str, str, int, int]) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
@@ -15,10 +16,13 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from mmrlaif.artifacts import SUMMARY_FILE
 from mmrlaif.config import Config, config_to_json
+from mmrlaif.io import atomic_path, write_json
+from mmrlaif.pipelines.reaper import Reaper
 
 if TYPE_CHECKING:
-    from mmrlaif.pipelines.common import LocalRun
+    from mmrlaif.pipelines.skeleton import LocalRun
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +39,11 @@ def build_pipeline(cfg: Config, on_kubernetes: bool = True, local_run: LocalRun 
     """
     text = config_to_json(cfg)
     if cfg.pipeline.method == "rlaifv":
-        from mmrlaif.pipelines.rlaif_v import rlaif_v_pipeline
+        # lazy: kfp takes seconds to import; commands that build no pipeline do without it
+        from mmrlaif.pipelines.rlaifv import rlaifv_pipeline
 
-        return rlaif_v_pipeline(cfg, text, on_kubernetes, local_run)
+        return rlaifv_pipeline(cfg, text, on_kubernetes, local_run)
+    # lazy: kfp takes seconds to import; commands that build no pipeline do without it
     from mmrlaif.pipelines.povid import povid_pipeline
 
     return povid_pipeline(cfg, text, on_kubernetes, local_run)
@@ -45,9 +51,8 @@ def build_pipeline(cfg: Config, on_kubernetes: bool = True, local_run: LocalRun 
 
 def compile_pipeline(cfg: Config, path: str | Path) -> Path:
     """Compile the pipeline to KFP IR YAML at ``path`` (written atomically)."""
+    # lazy: kfp takes seconds to import; commands that build no pipeline do without it
     from kfp import compiler
-
-    from mmrlaif.io import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -136,7 +141,6 @@ def _restore_print_and_logging():
     ``dsl.ParallelFor``, in threads) one task can "restore" another's replacement, leaving
     every later ``print`` indented and the root logger writing to a closed stream.
     """
-    import builtins
 
     root = logging.getLogger()
     saved_print, saved_handlers, saved_level = builtins.print, root.handlers[:], root.level
@@ -182,12 +186,10 @@ def run_local(cfg: Config, tracking_uri: str, *, fresh: bool = False) -> Path:
         TaskFailedError: A task failed: names it and its last error line (the whole log is in
             ``pipeline.log``).
     """
+    # lazy: kfp takes seconds to import; commands that build no pipeline do without it
     from kfp import local
 
-    from mmrlaif.artifacts import SUMMARY_FILE
-    from mmrlaif.io import write_json
-    from mmrlaif.pipelines.common import LocalRun
-    from mmrlaif.pipelines.reaper import Reaper
+    from mmrlaif.pipelines.skeleton import LocalRun
 
     root = Path(cfg.run.output_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -10,20 +10,11 @@ left behind in the server's pipeline list (an upload would also fail with 409 on
 submission of the same pipeline name unless versions were managed). The cost is that such
 runs do not appear under a pipeline in the UI, only under their experiment.
 
-Authentication comes from the environment only, never from the config or the command line:
-a bearer token in ``KFP_TOKEN`` (passed to ``kfp.Client(existing_token=...)``), else a
-projected ServiceAccount token file (``KF_PIPELINES_SA_TOKEN_PATH``, or kfp's default path
-when it exists), else none (a port-forward or an in-cluster endpoint without auth). kfp's own
-``~/.config/kfp/context.json`` (cookies / header) still applies. The token is never logged.
-
-Time limits. Stock ``kfp.Client`` 2.17 sends requests without a timeout (a silently dropped
-connection hangs forever), and when constructed with namespace ``kubeflow`` it calls healthz
-up to 5 times, 5 s apart, on any HTTP error, then raises a ``TimeoutError`` that hides the
-status. The client here (:class:`_Client`, a subclass) therefore sets urllib3 retries to
-:data:`RETRIES` (connection errors are retried for any method, since nothing was sent; a POST
-is never re-sent after a read error), a per-request ``(connect, read)`` timeout of
-:data:`TIMEOUT_S`, and makes the health check a single attempt. A refused connection fails in
-about 1 s (two retries, the second after 1 s backoff).
+How the server is reached (host, authentication from the environment only, time limits,
+errors) is :mod:`mmrlaif.pipelines.connection`; what a run is created from and given (the
+compiled package, the config and the typed ``--param`` values) is
+:mod:`mmrlaif.pipelines.run_arguments`. :func:`connect`, :func:`resolve_host`,
+:class:`KFPServerError` and :data:`RUN_DATE_MACRO` are importable from here too.
 
 What was exercised, and what was not. ``tests/unit/pipelines/test_client.py`` drives the real
 ``kfp.Client`` 2.17 (and its generated ``kfp_server_api`` REST client) against
@@ -42,46 +33,46 @@ substituted, that the run executes).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import io
 import json
 import logging
-import os
 import re
-import tempfile
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import urllib3
-import yaml
-
 from mmrlaif import __version__
-from mmrlaif.config import Config, config_to_json, parse_config
-from mmrlaif.config.shape import shape_differences, shape_text
+from mmrlaif.config import Config
+from mmrlaif.pipelines.connection import (
+    KFPServerError,
+    connect,
+    kfp_stdout,
+    resolve_host,
+    server_call,
+)
+from mmrlaif.pipelines.run_arguments import (
+    RUN_DATE_MACRO,
+    compiled_package,
+    read_package,
+    run_arguments,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable with an optional bearer token for the KFP API.
-TOKEN_ENV = "KFP_TOKEN"
-#: Environment variable with the KFP API endpoint, used when neither argument nor config has one.
-HOST_ENV = "KFP_HOST"
-#: ``(connect, read)`` timeout in seconds of every request to the server.
-TIMEOUT_S: tuple[float, float] = (10.0, 120.0)
-#: Retries of a request (urllib3): connection errors for any method, read errors for GETs.
-RETRIES = 2
-#: Argo ScheduledWorkflow macro: the date a scheduled run was scheduled for (Go time layout).
-RUN_DATE_MACRO = "[[ScheduledTime.2006-01-02]]"
-_SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
-_SA_TOKEN_DEFAULT = "/var/run/secrets/kubeflow/pipelines/token"
+__all__ = [
+    "RUN_DATE_MACRO",
+    "KFPServerError",
+    "ScheduledRun",
+    "SubmittedRun",
+    "connect",
+    "resolve_host",
+    "schedule_run",
+    "submit_run",
+    "upload_version",
+]
+
 _RUN_LINK = re.compile(r"Run details: (\S+)")
-
-
-class KFPServerError(RuntimeError):
-    """The Kubeflow Pipelines server could not be reached or refused a request."""
 
 
 @dataclass(frozen=True)
@@ -102,56 +93,6 @@ class ScheduledRun:
     replaced: tuple[str, ...] = ()
     pipeline_id: str | None = None
     pipeline_version_id: str | None = None
-
-
-def resolve_host(host: str | None, cfg: Config | None = None) -> str:
-    """The API endpoint: ``host``, else ``cfg.kfp.host``, else ``$KFP_HOST``.
-
-    Raises:
-        ValueError: None of them is set.
-    """
-    resolved = host or (cfg.kfp.host if cfg is not None else None) or os.environ.get(HOST_ENV)
-    if not resolved:
-        raise ValueError(
-            "no Kubeflow Pipelines host: pass --host, set kfp.host in the config or "
-            f"{HOST_ENV} in the environment (e.g. http://localhost:8888 with a port-forward)"
-        )
-    return resolved
-
-
-def connect(host: str | None, namespace: str, token_env: str = TOKEN_ENV):
-    """A ``kfp.Client`` for ``host`` (or ``$KFP_HOST``) with bounded retries and timeouts.
-
-    Args:
-        host: API endpoint, e.g. ``http://ml-pipeline-ui.kubeflow:80`` (None: ``$KFP_HOST``).
-        namespace: Kubeflow profile namespace of the runs.
-        token_env: Environment variable holding an optional bearer token.
-
-    Returns:
-        The client (constructing it may already call healthz, for namespace ``kubeflow``).
-
-    Raises:
-        ValueError: No host.
-        KFPServerError: The server cannot be reached or refuses the health check, or a
-            ServiceAccount token file is named but unreadable.
-    """
-    host = resolve_host(host)
-    auth: dict[str, Any] = {}
-    token = os.environ.get(token_env)
-    if token:
-        auth["existing_token"] = token
-        logger.debug("KFP auth: bearer token from $%s", token_env)
-    elif os.environ.get(_SA_TOKEN_ENV) or os.path.exists(_SA_TOKEN_DEFAULT):
-        from kfp.client import ServiceAccountTokenVolumeCredentials
-
-        path = os.environ.get(_SA_TOKEN_ENV) or _SA_TOKEN_DEFAULT
-        if not os.access(path, os.R_OK):
-            raise KFPServerError(f"cannot read the ServiceAccount token file {path}")
-        auth["credentials"] = ServiceAccountTokenVolumeCredentials(path)
-        logger.debug("KFP auth: ServiceAccount token file %s", path)
-    with _server_call(host, "the health check"), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "This client only works", FutureWarning)
-        return _client_class()(host=host, namespace=namespace, **auth)
 
 
 def submit_run(
@@ -193,13 +134,13 @@ def submit_run(
     kfp = cfg.kfp
     host = resolve_host(host, cfg)
     namespace = namespace or kfp.namespace
-    with _package(cfg, package) as path:
-        name, declared = _read_package(path)
-        arguments = _arguments(cfg, declared, parameters or {}, scheduled=False)
+    with compiled_package(cfg, package) as path:
+        name, declared = read_package(path)
+        arguments = run_arguments(cfg, declared, parameters or {}, scheduled=False)
         run_name = run_name or f"{name}-{datetime.datetime.now(datetime.UTC):%Y%m%d-%H%M%S}"
         client = connect(host, namespace)
         experiment_id = _experiment_id(client, host, experiment or kfp.experiment, namespace)
-        with _server_call(host, f"creating the run {run_name!r}"), _kfp_stdout() as out:
+        with server_call(host, f"creating the run {run_name!r}"), kfp_stdout() as out:
             result = client.create_run_from_pipeline_package(
                 str(path),
                 arguments=arguments,
@@ -277,9 +218,9 @@ def schedule_run(
         raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
     catchup = schedule.catchup if catchup is None else catchup
     namespace = namespace or kfp.namespace
-    with _package(cfg, package) as path:
-        _, declared = _read_package(path)
-        arguments = _arguments(cfg, declared, parameters or {}, scheduled=True)
+    with compiled_package(cfg, package) as path:
+        _, declared = read_package(path)
+        arguments = run_arguments(cfg, declared, parameters or {}, scheduled=True)
         client = connect(host, namespace)
         experiment_id = _experiment_id(client, host, experiment or kfp.experiment, namespace)
         source: dict[str, str] = {"pipeline_package_path": str(path)}
@@ -289,7 +230,7 @@ def schedule_run(
         what = f"creating the recurring run {name!r}"
         if replaced:
             what += f" (after deleting the previous one(s): {', '.join(replaced)})"
-        with _server_call(host, what):
+        with server_call(host, what):
             created = client.create_recurring_run(
                 experiment_id=experiment_id,
                 job_name=name,
@@ -322,14 +263,14 @@ def upload_version(client, host: str, path: Path, pipeline: str) -> dict[str, st
         KFPServerError: The server cannot be reached or refuses a request.
     """
     version = f"{__version__}-{datetime.datetime.now(datetime.UTC):%Y%m%d-%H%M%S}"
-    with _server_call(host, f"looking up the pipeline {pipeline!r}"):
+    with server_call(host, f"looking up the pipeline {pipeline!r}"):
         pipeline_id = client.get_pipeline_id(pipeline)
     if pipeline_id is None:
-        with _server_call(host, f"uploading the pipeline {pipeline!r}"), _kfp_stdout():
+        with server_call(host, f"uploading the pipeline {pipeline!r}"), kfp_stdout():
             pipeline_id = client.upload_pipeline(
                 str(path), pipeline_name=pipeline, description=f"mmrlaif {__version__}"
             ).pipeline_id
-        with _server_call(host, f"listing the versions of {pipeline!r}"):
+        with server_call(host, f"listing the versions of {pipeline!r}"):
             versions = client.list_pipeline_versions(pipeline_id).pipeline_versions or []
         if len(versions) != 1:
             raise KFPServerError(
@@ -337,7 +278,7 @@ def upload_version(client, host: str, path: Path, pipeline: str) -> dict[str, st
             )
         version_id = versions[0].pipeline_version_id
     else:
-        with _server_call(host, f"uploading version {version!r} of {pipeline!r}"), _kfp_stdout():
+        with server_call(host, f"uploading version {version!r} of {pipeline!r}"), kfp_stdout():
             version_id = client.upload_pipeline_version(
                 str(path), version, pipeline_id=pipeline_id
             ).pipeline_version_id
@@ -348,156 +289,9 @@ def upload_version(client, host: str, path: Path, pipeline: str) -> dict[str, st
 # ---- internals -------------------------------------------------------------------------------
 
 
-def _client_class():
-    """``kfp.Client`` with bounded retries and timeouts and a one-attempt health check.
-
-    Overrides two members of kfp 2.17's client (``_load_config``, private, and
-    ``get_kfp_healthz``) and wraps the request method of its REST client; kfp is pinned.
-    """
-    import kfp
-
-    class _Client(kfp.Client):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)  # may call get_kfp_healthz (below)
-            rest = self._healthz_api.api_client.rest_client  # shared by all the service APIs
-            request = rest.request
-
-            def bounded(method, url, *a, _request_timeout=None, **kw):
-                timeout = _request_timeout or TIMEOUT_S
-                return request(method, url, *a, _request_timeout=timeout, **kw)
-
-            rest.request = bounded
-
-        def _load_config(self, *args: Any, **kwargs: Any):
-            config = super()._load_config(*args, **kwargs)
-            config.retries = urllib3.Retry(total=RETRIES, backoff_factor=0.5)
-            return config
-
-        def get_kfp_healthz(self, sleep_duration: int = 5):
-            # stock: 5 attempts, 5 s apart, then a TimeoutError without the HTTP status
-            return self._healthz_api.healthz_service_get_healthz(_request_timeout=TIMEOUT_S)
-
-    return _Client
-
-
-@contextlib.contextmanager
-def _server_call(host: str, operation: str) -> Iterator[None]:
-    """Turn the REST client's errors into :class:`KFPServerError` naming host and operation."""
-    import kfp_server_api
-
-    try:
-        yield
-    except kfp_server_api.ApiException as exc:
-        if not exc.status:  # status 0: TLS failure or a request that could not be built
-            raise KFPServerError(
-                f"cannot reach Kubeflow Pipelines at {host}: {exc.reason}"
-            ) from exc
-        raise KFPServerError(
-            f"Kubeflow Pipelines at {host} refused {operation}: "
-            f"HTTP {exc.status} {exc.reason}: {_short_body(exc.body)}"
-        ) from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc  # MaxRetryError wraps the last error
-        raise KFPServerError(f"cannot reach Kubeflow Pipelines at {host}: {reason}") from exc
-
-
-def _short_body(body: bytes | str | None, limit: int = 300) -> str:
-    """The server's error message (``message`` of a JSON body), on one line, truncated."""
-    if not body:
-        return "(no body)"
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    with contextlib.suppress(ValueError, AttributeError):
-        data = json.loads(text)
-        text = data.get("message") or data.get("error_message") or data.get("error") or text
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@contextlib.contextmanager
-def _kfp_stdout() -> Iterator[io.StringIO]:
-    """Capture what kfp prints (experiment / run links) and log it at debug level."""
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            yield out
-    finally:
-        for line in out.getvalue().splitlines():
-            logger.debug("kfp: %s", line)
-
-
-@contextlib.contextmanager
-def _package(cfg: Config, package: Path | None) -> Iterator[Path]:
-    """``package``, or ``cfg``'s pipeline compiled into a temporary file."""
-    if package is not None:
-        package = Path(package)
-        if not package.is_file():
-            raise FileNotFoundError(f"no pipeline package {package}")
-        yield package
-        return
-    from mmrlaif.pipelines.build import compile_pipeline
-
-    with tempfile.TemporaryDirectory(prefix="mmrlaif-kfp-") as tmp:
-        yield compile_pipeline(cfg, Path(tmp) / "pipeline.yaml")
-
-
-def _read_package(path: Path) -> tuple[str, dict[str, Any]]:
-    """The pipeline's name and its declared input parameters (name -> spec)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~20x faster
-    spec = next(yaml.load_all(path.read_text(), Loader=loader))
-    spec = spec.get("pipeline_spec", spec)  # the JSON form nests it
-    params = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
-    return spec["pipelineInfo"]["name"], dict(params)
-
-
-def _arguments(
-    cfg: Config, declared: Mapping[str, Any], given: Mapping[str, Any], *, scheduled: bool
-) -> dict[str, Any]:
-    """The run's arguments: the config, ``run_date`` for a schedule, then ``given``."""
-    args: dict[str, Any] = {}
-    if "config" in declared:
-        args["config"] = config_to_json(cfg)
-    if scheduled and "run_date" in declared:
-        args["run_date"] = RUN_DATE_MACRO
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        raise ValueError(
-            f"unknown pipeline parameter(s) {', '.join(unknown)}; "
-            f"the pipeline takes: {', '.join(sorted(declared)) or 'none'}"
-        )
-    if isinstance(given.get("config"), str):  # a config of another shape: another pipeline
-        differences = shape_differences(shape_text(cfg), parse_config(given["config"]))
-        if differences:
-            raise ValueError(
-                "--param config= changes what the pipeline is compiled from: "
-                f"{'; '.join(differences)}; set these in the config the pipeline is "
-                "compiled from instead"
-            )
-    for key, value in given.items():
-        args[key] = _typed(key, value, declared[key].get("parameterType", "STRING"))
-    return args
-
-
-def _typed(key: str, value: Any, kind: str) -> Any:
-    """A string ``--param`` value converted to the parameter's declared type."""
-    if not isinstance(value, str) or kind == "STRING":
-        return value
-    try:
-        if kind == "NUMBER_INTEGER":
-            return int(value)
-        if kind == "NUMBER_DOUBLE":
-            return float(value)
-        if kind == "BOOLEAN":
-            if value.lower() not in ("true", "false"):
-                raise ValueError(value)
-            return value.lower() == "true"
-        return json.loads(value)  # LIST, STRUCT
-    except ValueError as exc:
-        raise ValueError(f"pipeline parameter {key}: expected {kind}, got {value!r}") from exc
-
-
 def _experiment_id(client, host: str, name: str, namespace: str | None) -> str:
     """The id of the experiment ``name`` (created if missing)."""
-    with _server_call(host, f"getting or creating the experiment {name!r}"), _kfp_stdout():
+    with server_call(host, f"getting or creating the experiment {name!r}"), kfp_stdout():
         return client.create_experiment(name=name, namespace=namespace).experiment_id
 
 
@@ -508,7 +302,7 @@ def _delete_recurring_runs(client, host: str, experiment_id: str, name: str) -> 
     )
     found: list[str] = []
     token = ""
-    with _server_call(host, f"listing the recurring runs named {name!r}"):
+    with server_call(host, f"listing the recurring runs named {name!r}"):
         while True:
             page = client.list_recurring_runs(
                 page_token=token, page_size=100, experiment_id=experiment_id, filter=filter_
@@ -520,7 +314,7 @@ def _delete_recurring_runs(client, host: str, experiment_id: str, name: str) -> 
             if not token:
                 break
     for run_id in found:
-        with _server_call(host, f"deleting the recurring run {run_id} ({name!r})"):
+        with server_call(host, f"deleting the recurring run {run_id} ({name!r})"):
             client.delete_recurring_run(run_id)
         logger.info("deleted recurring run %s (%s)", run_id, name)
     return found

@@ -19,16 +19,12 @@ from __future__ import annotations
 from kfp import dsl, kubernetes
 
 from mmrlaif.artifacts import CHECKPOINT_DIR_ENV
-from mmrlaif.config import Config, ResourcesConfig
+from mmrlaif.config import Config, pods
 from mmrlaif.pipelines.tasks import defined_tasks, kind_of
 
-
-def resources_of(cfg: Config, role: str) -> ResourcesConfig:
-    """The resources of a role."""
-    k8s = cfg.kubernetes
-    if role == "train":
-        return k8s.train or k8s.gpu
-    return k8s.gpu if role == "gpu" else k8s.cpu
+#: KFP's setter of each ``resources`` entry of :mod:`mmrlaif.config.pods`.
+_REQUESTS = {"cpu": "set_cpu_request", "memory": "set_memory_request"}
+_LIMITS = {"cpu": "set_cpu_limit", "memory": "set_memory_limit"}
 
 
 def configure_task(task: dsl.PipelineTask, cfg: Config) -> dsl.PipelineTask:
@@ -36,26 +32,20 @@ def configure_task(task: dsl.PipelineTask, cfg: Config) -> dsl.PipelineTask:
     k8s = cfg.kubernetes
     kind = kind_of(task.component_spec.name)
     role = kind.role
-    res = resources_of(cfg, role)
-    task.set_container_image(k8s.image_for("cpu" if role == "cpu" else "gpu"))
-    if res.cpu_request:
-        task.set_cpu_request(res.cpu_request)
-    if res.cpu_limit:
-        task.set_cpu_limit(res.cpu_limit)
-    if res.memory_request:
-        task.set_memory_request(res.memory_request)
-    if res.memory_limit:
-        task.set_memory_limit(res.memory_limit)
+    res = pods.resources_of(k8s, role)
+    task.set_container_image(pods.image_of(k8s, role))
+    for name, value in pods.requests(res).items():
+        getattr(task, _REQUESTS[name])(value)
+    for name, value in pods.limits(res).items():
+        getattr(task, _LIMITS[name])(value)
     if role != "cpu" and res.accelerator_limit:
         task.set_accelerator_type(res.accelerator_type)
         task.set_accelerator_limit(res.accelerator_limit)
         for key, value in res.node_selector.items():
             kubernetes.add_node_selector(task, key, value)
-        for tol in res.tolerations:
-            kubernetes.add_toleration(
-                task, key=tol.key, operator=tol.operator, value=tol.value, effect=tol.effect
-            )
-    for secret in k8s.secrets:
+        for toleration in pods.tolerations(res):
+            kubernetes.add_toleration(task, **toleration)
+    for secret in k8s.secrets:  # one entry per Secret, its keys together (pods.secret_env)
         kubernetes.use_secret_as_env(
             task, secret.secret_name, dict(secret.env), optional=secret.optional
         )

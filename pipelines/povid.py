@@ -5,8 +5,7 @@ from typing import Any
 from mmrlaif.components.pairs import povid_pairs
 from mmrlaif.components.track import log_povid_iteration
 from mmrlaif.config import Config
-from mmrlaif.pipelines.common import LocalRun, Start
-from mmrlaif.pipelines.skeleton import Method, Pairs, method_pipeline
+from mmrlaif.pipelines.skeleton import LocalRun, Method, Pairs, Start, method_pipeline
 
 
 def _pairs(config: Any, cfg: Config, iteration: int, policy: Any, s: Start) -> Pairs:

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from mmrlaif.config import TinyVLMConfig, WorldConfig
-from mmrlaif.models.tiny import build_tiny_vlm
 from mmrlaif.toyworld import WorldPaths, build_world
+from mmrlaif.toyworld.tiny import build_tiny_vlm
 from tests import servers
 
 torch.set_num_threads(2)

@@ -27,6 +27,8 @@ from typing import Any
 from mmrlaif.artifacts import SUMMARY_FILE
 from mmrlaif.config import Config, ConfigError, config_to_yaml, from_dict, to_dict
 from mmrlaif.config.strict import set_dotted
+from mmrlaif.io import write_json
+from mmrlaif.toyworld import build_world
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +134,6 @@ def run_ablation(
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     world = None
     if cfg.model.name_or_path is None:  # the bases' SFT data (the runs build the same world)
-        from mmrlaif.toyworld import build_world
-
         world = build_world(cfg.world, out_dir / "world").root
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         bases: dict[int, Future[Path | None]] = {}
@@ -302,7 +302,6 @@ def _mean_sd(values: Sequence[float]) -> dict[str, float]:
 def write_results(runs: Sequence[AblationRun], out_dir: str | Path) -> Path:
     """``results.json``, ``results.md`` and ``ablation.png`` under ``out_dir``; returns the
     Markdown table's path."""
-    from mmrlaif.io import write_json
 
     out_dir = Path(out_dir)
     table = summarize(runs)
@@ -339,6 +338,7 @@ def markdown_table(table: Sequence[Mapping[str, Any]]) -> str:
 
 def plot(runs: Sequence[AblationRun], path: str | Path) -> Path:
     """ObjHal and Cover against iteration: per variant the mean over seeds and its range."""
+    # lazy: matplotlib, for the plot only
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator

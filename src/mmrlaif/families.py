@@ -102,7 +102,7 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-#: Families with a tiny random twin (:mod:`mmrlaif.models.twins`): ``model.name_or_path:
+#: Families with a tiny random twin (:mod:`mmrlaif.toyworld.twins`): ``model.name_or_path:
 #: twin:<name>`` builds one (a CPU rehearsal of a real preset, nothing downloaded).
 TWIN_FAMILIES: tuple[str, ...] = (
     "llava",

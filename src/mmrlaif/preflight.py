@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import struct
 import urllib.error
 import urllib.request
@@ -27,7 +28,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mmrlaif.config import MODEL_PATH_KEYS, Config, ConfigError
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mmrlaif.config import (
+    MODEL_PATH_KEYS,
+    TOYWORLD_DATA,
+    Config,
+    ConfigError,
+    check_local_paths,
+    selection_benchmark,
+)
+from mmrlaif.io import cell_to_image, is_s3, read_table, s3
+from mmrlaif.io.prompts import PromptsError, prompt_rows
+from mmrlaif.models.chat import ChatFormat
+from mmrlaif.tracking.uri import ENV_TRACKING_URI, redact_uri, tracking_uri
+from mmrlaif.training.validate import check_trainer_args
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +78,6 @@ def preflight(cfg: Config, *, reach: bool = True, timeout: float = 5.0) -> list[
             for ``submit``: the cluster's servers are often not reachable from a laptop).
         timeout: Seconds per network check.
     """
-    from mmrlaif.config import check_local_paths
-    from mmrlaif.training.validate import check_trainer_args
 
     problems: list[Problem] = []
     for check in (check_local_paths, check_trainer_args):
@@ -88,9 +103,6 @@ def check(cfg: Config, *, reach: bool = True, timeout: float = 5.0) -> None:
 
 
 def _tracking(cfg: Config, timeout: float) -> list[Problem]:
-    import os
-
-    from mmrlaif.tracking.uri import ENV_TRACKING_URI, redact_uri, tracking_uri
 
     uri = tracking_uri(cfg)
     parts = urlsplit(uri)
@@ -125,7 +137,6 @@ def _s3_uris(cfg: Config) -> list[tuple[str, str]]:
     """(key, URI) of every ``s3://`` location a run of ``cfg`` reads or writes: prompts, the
     prompt ledger, the shard cache, model paths and the data of the benchmarks it runs (a
     preset's other benchmark roots and the cluster's staging areas are not used here)."""
-    from mmrlaif.config import TOYWORLD_DATA, selection_benchmark
 
     candidates = [
         ("data.align_prompts", cfg.data.align_prompts),
@@ -149,11 +160,6 @@ def _buckets(cfg: Config, timeout: float) -> list[Problem]:
     uris = _s3_uris(cfg)
     if not uris:
         return []
-    import boto3
-    from botocore.config import Config as BotoConfig
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from mmrlaif.io import s3
 
     settings = s3.current_settings()
     boto = boto3.session.Session().client(
@@ -228,6 +234,7 @@ def _model_folders(cfg: Config) -> list[Problem]:
 
 
 def _image_token(cfg: Config, folder: Path, dotted: str) -> list[Problem]:
+    # lazy: transformers takes seconds to import; a config without a local policy never needs it
     from transformers import AutoProcessor
 
     try:
@@ -261,7 +268,6 @@ def _image_token(cfg: Config, folder: Path, dotted: str) -> list[Problem]:
 
 def _prompt_lengths(cfg: Config, batch_size: int = 32) -> list[Problem]:
     """Local RLAIF-V prompts against ``dpo.max_length``, with the local policy's processor."""
-    from mmrlaif.io import is_s3
 
     source, folder = cfg.data.align_prompts, cfg.model.name_or_path
     if (
@@ -272,11 +278,8 @@ def _prompt_lengths(cfg: Config, batch_size: int = 32) -> list[Problem]:
         or not Path(folder).expanduser().is_dir()
     ):
         return []
+    # lazy: transformers takes seconds to import; a config without a local policy never needs it
     from transformers import AutoProcessor
-
-    from mmrlaif.io import cell_to_image, read_table
-    from mmrlaif.io.prompts import PromptsError, prompt_rows
-    from mmrlaif.models.chat import ChatFormat
 
     table = read_table(source)
     if cfg.data.limit is not None:

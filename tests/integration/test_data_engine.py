@@ -4,7 +4,7 @@ from datasets import load_dataset
 from mmrlaif import io
 from mmrlaif.config import ConfigError, LabelingConfig, ModelConfig, PairsConfig, SamplingConfig
 from mmrlaif.labeling.stage import label_stage, make_divide
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import save_model
 from mmrlaif.pairs.stage import pairs_stage
 from mmrlaif.sampling.stage import sample_stage
 

@@ -1,6 +1,6 @@
 """Every supported model family through every stage, on a tiny random twin of its architecture.
 
-Each twin (``mmrlaif.models.twins``) is the real transformers model, processor and image
+Each twin (``mmrlaif.toyworld.twins``) is the real transformers model, processor and image
 processor classes of the family, a tokenizer laid out like the real one and the real chat
 format, with every size shrunk. Per family: load it through ``load_vlm``; sample (the same
 samples at every batch size); label with the prefix cache and with full passes (the same
@@ -27,11 +27,11 @@ from mmrlaif.models.chat import ChatFormat
 from mmrlaif.models.families import family_of, vision_encoder_parameters
 from mmrlaif.models.generate import generate_answers
 from mmrlaif.models.load import load_vlm
-from mmrlaif.models.twins import TWIN_FAMILIES, save_twin
 from mmrlaif.pairs.rlaifv import Candidate, Pair
 from mmrlaif.pairs.table import rlaifv_rows
 from mmrlaif.sampling.sampler import sample_candidates
 from mmrlaif.toyworld import toy_lexicon
+from mmrlaif.toyworld.twins import TWIN_FAMILIES, save_twin
 from mmrlaif.training.data import PreferenceCollator, encode_answers
 from mmrlaif.training.dpo import lora_config, train_dpo
 

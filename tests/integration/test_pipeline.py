@@ -85,7 +85,7 @@ def _child(client, parent_id: str, iteration: int):
     return runs[0]
 
 
-def test_rlaif_v_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch, mlflow_server):
+def test_rlaifv_pipeline_writes_every_artifact_and_metric(tmp_path, monkeypatch, mlflow_server):
     """Tracked on a real MLflow server whose artifacts live on the loopback S3 server."""
     from mlflow import MlflowClient
 

@@ -121,7 +121,7 @@ def test_run_stops_before_any_task(tmp_path: Path, capsys) -> None:
 
 @pytest.fixture()
 def policy_folder(tiny_model, tmp_path: Path) -> Path:
-    from mmrlaif.models.tiny import save_model
+    from mmrlaif.models.load import save_model
 
     return save_model(*tiny_model, tmp_path / "policy")
 

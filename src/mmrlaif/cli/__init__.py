@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # lazy: the command modules import AddCommand from this one
     from mmrlaif.cli import bench, cluster, estimate, local
 
     parser = argparse.ArgumentParser(prog="mmrlaif", description=__doc__)
@@ -103,7 +104,7 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # lazy: importing mmrlaif.cli stays light
 
     hf_logging.set_verbosity_warning()
     hf_logging.disable_progress_bar()

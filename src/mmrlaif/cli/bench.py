@@ -8,6 +8,11 @@ from pathlib import Path
 
 from mmrlaif.cli import AddCommand, CommandError
 from mmrlaif.config import Config
+from mmrlaif.evaluation.hallucination import MMHalJudge
+from mmrlaif.evaluation.hallucination import answer_files as af
+from mmrlaif.evaluation.hallucination.common import DataRoot
+from mmrlaif.evaluation.hallucination.object_halbench_llm import LLMObjectExtractor
+from mmrlaif.models.openai_client import OpenAIClient
 
 
 def register(add: AddCommand) -> None:
@@ -37,8 +42,6 @@ def register(add: AddCommand) -> None:
 
 
 def _cmd_bench(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.evaluation.benchmarks import answer_files as af
-    from mmrlaif.evaluation.benchmarks.common import DataRoot
 
     bench = cfg.eval.benchmarks
     name = "object_halbench" if args.benchmark == "objhal" else args.benchmark
@@ -54,9 +57,6 @@ def _cmd_bench(cfg: Config, args: argparse.Namespace) -> None:
     elif name == "object_halbench":
         extractor = None
         if bench.objhal_extractor == "llm":
-            from mmrlaif.evaluation.benchmarks.object_halbench_llm import LLMObjectExtractor
-            from mmrlaif.models.openai_client import OpenAIClient
-
             client = OpenAIClient(
                 bench.objhal_extractor_endpoint, bench.objhal_extractor_api_key_env
             )
@@ -67,9 +67,6 @@ def _cmd_bench(cfg: Config, args: argparse.Namespace) -> None:
     elif name == "chair":
         scored = af.score_chair_file(root, args.answers)
     else:
-        from mmrlaif.evaluation.benchmarks import MMHalJudge
-        from mmrlaif.models.openai_client import OpenAIClient
-
         if not bench.judge_endpoint:
             raise CommandError("mmhal needs a judge: --set eval.benchmarks.judge_endpoint=URL")
         client = OpenAIClient(bench.judge_endpoint, bench.judge_api_key_env)

@@ -4,10 +4,17 @@ and promote a registered model through the gate."""
 from __future__ import annotations
 
 import argparse
+import subprocess
 from pathlib import Path
 
 from mmrlaif.cli import AddCommand, CommandError, key_values
 from mmrlaif.config import Config
+from mmrlaif.images import ROLES, build_commands, format_command
+from mmrlaif.pipelines import compile_pipeline
+from mmrlaif.pipelines.client import KFPServerError, schedule_run, submit_run
+from mmrlaif.tracking.gate import promote_version
+from mmrlaif.tracking.uri import redact_uri, tracking_uri
+from mmrlaif.training.validate import check_trainer_args
 
 
 def register(add: AddCommand) -> None:
@@ -29,20 +36,13 @@ def register(add: AddCommand) -> None:
 
 
 def _cmd_compile(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.pipelines import compile_pipeline
-    from mmrlaif.training.validate import check_trainer_args
-
     check_trainer_args(cfg)
 
-    name = "rlaif_v" if cfg.pipeline.method == "rlaifv" else "povid"
-    out = args.out or Path(cfg.run.output_dir) / f"{name}.yaml"
+    out = args.out or Path(cfg.run.output_dir) / f"{cfg.pipeline.method}.yaml"
     print(f"pipeline written to {compile_pipeline(cfg, out)}")
 
 
 def _cmd_images(cfg: Config, args: argparse.Namespace) -> int:
-    import subprocess
-
-    from mmrlaif.images import ROLES, build_commands, format_command
 
     if not (args.context / "images" / "versions.yaml").is_file():
         raise CommandError(f"{args.context.resolve()} is not the repository root (no images/)")
@@ -113,8 +113,6 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_submit(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.pipelines.client import KFPServerError, submit_run
-    from mmrlaif.training.validate import check_trainer_args
 
     check_trainer_args(cfg)
 
@@ -138,8 +136,6 @@ def _cmd_submit(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_schedule(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.pipelines.client import KFPServerError, schedule_run
-    from mmrlaif.training.validate import check_trainer_args
 
     check_trainer_args(cfg)
 
@@ -173,8 +169,6 @@ def _cmd_schedule(cfg: Config, args: argparse.Namespace) -> None:
 
 def _cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     """Gate one version: exit 0 when it holds the alias afterwards, 1 when it was rejected."""
-    from mmrlaif.tracking.gate import promote_version
-    from mmrlaif.tracking.uri import tracking_uri
 
     name = args.model or cfg.tracking.registered_model
     if not name:
@@ -185,8 +179,6 @@ def _cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     except Exception as exc:  # the server is down or refuses: say which and where
-        from mmrlaif.tracking.uri import redact_uri
-
         where = redact_uri(uri)
         raise CommandError(
             redact_uri(f"MLflow registry at {where} failed: {type(exc).__name__}: {exc}")

@@ -7,7 +7,7 @@ import json
 
 from mmrlaif.cli import AddCommand
 from mmrlaif.config import Config
-from mmrlaif.estimate import Estimate, StageEstimate, estimate_run
+from mmrlaif.cost import Estimate, StageEstimate, estimate_run
 
 
 def register(add: AddCommand) -> None:

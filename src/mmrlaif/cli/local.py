@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import signal
 import time
 from pathlib import Path
 
+from mmrlaif.ablation import AblationError, run_ablation, summarize, variant_config
 from mmrlaif.cli import AddCommand, CommandError
-from mmrlaif.config import Config
+from mmrlaif.config import Config, check_local_paths
+from mmrlaif.io import read_rows, write_json, write_table
+from mmrlaif.pipelines.build import TaskFailedError, run_local
+from mmrlaif.preflight import check
+from mmrlaif.toyworld import WorldPaths, build_world
+from mmrlaif.tracking import open_ui_command
+from mmrlaif.tracking.report import find_pipeline_run, write_report
+from mmrlaif.tracking.unfinished import close_unfinished_runs
+from mmrlaif.tracking.uri import redact_uri, tracking_uri
+from mmrlaif.training.validate import check_trainer_args
 
 
 def register(add: AddCommand) -> None:
@@ -67,7 +79,6 @@ def register(add: AddCommand) -> None:
 
 
 def _cmd_world(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.toyworld import build_world
 
     out = args.out or Path(cfg.run.output_dir) / "world"
     paths = build_world(cfg.world, out)
@@ -75,12 +86,10 @@ def _cmd_world(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_best_of_n(cfg: Config, args: argparse.Namespace) -> None:
-    import dataclasses
 
+    # lazy: its stage imports torch and transformers; other commands start without them
     from mmrlaif.evaluation.guidance import best_of_n_answers
-    from mmrlaif.io import read_rows, write_table
     from mmrlaif.models.load import load_vlm
-    from mmrlaif.toyworld import WorldPaths
 
     if args.n is not None and args.n < 1:
         raise CommandError(f"--n must be at least 1, got {args.n}")
@@ -99,7 +108,7 @@ def _cmd_best_of_n(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_sft(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.toyworld import WorldPaths
+    # lazy: its stage imports torch and transformers; other commands start without them
     from mmrlaif.training.sft import sft_stage
 
     world = WorldPaths(Path(args.world or Path(cfg.run.output_dir) / "world"))
@@ -109,14 +118,11 @@ def _cmd_sft(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(cfg: Config, args: argparse.Namespace) -> None:
-    import dataclasses
 
-    from mmrlaif.config import check_local_paths
+    # lazy: its stage imports torch and transformers; other commands start without them
     from mmrlaif.evaluation.evaluate import evaluate_stage
-    from mmrlaif.evaluation.field import run_field_benchmarks
-    from mmrlaif.io import write_json
+    from mmrlaif.evaluation.hallucination.policy import run_benchmarks_on_policy
     from mmrlaif.models.load import load_vlm
-    from mmrlaif.toyworld import WorldPaths
 
     check_local_paths(cfg)
 
@@ -129,7 +135,7 @@ def _cmd_evaluate(cfg: Config, args: argparse.Namespace) -> None:
         cfg.model, cfg.eval, args.model, world.prompts("eval"), world.pope, out, loaded
     )
     if cfg.eval.benchmarks.run:  # the field's benchmarks (eval.benchmarks), same model
-        figures = run_field_benchmarks(cfg.eval.benchmarks, *loaded, out.parent / "benchmarks")
+        figures = run_benchmarks_on_policy(cfg.eval.benchmarks, *loaded, out.parent / "benchmarks")
         report = dataclasses.replace(report, benchmarks=figures)
         write_json(report.to_dict(), out)
     _print_figures(report.headline())
@@ -137,8 +143,8 @@ def _cmd_evaluate(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(cfg: Config, args: argparse.Namespace) -> None:
+    # lazy: its stage imports torch and transformers; other commands start without them
     from mmrlaif.evaluation.evaluate import evaluate_stage
-    from mmrlaif.toyworld import build_world
     from mmrlaif.training.sft import sft_stage
 
     root = Path(cfg.run.output_dir)
@@ -162,20 +168,12 @@ def _cmd_demo(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_check(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.preflight import check
 
     check(cfg, reach=not args.offline, timeout=args.timeout)
     print("preflight: no problem found")
 
 
 def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
-    import json
-
-    from mmrlaif.pipelines.build import TaskFailedError, run_local
-    from mmrlaif.preflight import check
-    from mmrlaif.steps.track import close_unfinished_runs
-    from mmrlaif.tracking import open_ui_command
-    from mmrlaif.tracking.uri import redact_uri, tracking_uri
 
     check(cfg)  # every problem the preflight can find, before the first task
     start = time.perf_counter()
@@ -220,9 +218,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.ablation import AblationError, run_ablation, summarize, variant_config
-    from mmrlaif.config import check_local_paths
-    from mmrlaif.training.validate import check_trainer_args
 
     check_local_paths(cfg)
     check_trainer_args(cfg)
@@ -244,7 +239,6 @@ def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_report(cfg: Config, args: argparse.Namespace) -> None:
-    from mmrlaif.tracking.report import find_pipeline_run, write_report
 
     run = Path(args.run or cfg.run.output_dir)
     if not run.is_dir():

@@ -18,7 +18,11 @@ from typing import Any
 
 import yaml
 
+from mmrlaif.config.dpo import LANGUAGE_MODEL_LORA_TARGETS, DPOConfig, LoRAConfig
 from mmrlaif.config.estimate import EstimateConfig
+from mmrlaif.config.evaluation import BenchmarksConfig, EvalConfig
+from mmrlaif.config.model import ModelConfig, SFTConfig, TinyVLMConfig, WorldConfig
+from mmrlaif.config.pipeline import PipelineConfig, TrackingConfig
 from mmrlaif.config.platform import (
     DataConfig,
     GateConfig,
@@ -33,31 +37,14 @@ from mmrlaif.config.platform import (
     TolerationConfig,
     TrainJobConfig,
 )
-from mmrlaif.config.povid import check_povid
+from mmrlaif.config.povid import POVIDConfig, POVIDStageConfig, check_povid
+from mmrlaif.config.rlaifv import LabelingConfig, PairsConfig, SamplingConfig
 from mmrlaif.config.selection import (
     BENCHMARK_SELECT_METRICS,
     LATEST_METRIC,
     TOY_SELECT_METRICS,
     TOYWORLD_DATA,
     selection_benchmark,
-)
-from mmrlaif.config.stages import (
-    LANGUAGE_MODEL_LORA_TARGETS,
-    BenchmarksConfig,
-    DPOConfig,
-    EvalConfig,
-    LabelingConfig,
-    LoRAConfig,
-    ModelConfig,
-    PairsConfig,
-    PipelineConfig,
-    POVIDConfig,
-    POVIDStageConfig,
-    SamplingConfig,
-    SFTConfig,
-    TinyVLMConfig,
-    TrackingConfig,
-    WorldConfig,
 )
 from mmrlaif.config.strict import (
     ConfigError,
@@ -67,6 +54,7 @@ from mmrlaif.config.strict import (
     set_dotted,
     to_dict,
 )
+from mmrlaif.io import s3
 
 __all__ = [
     "BENCHMARK_SELECT_METRICS",
@@ -372,7 +360,6 @@ def apply_storage(cfg: Config) -> None:
     """Make ``cfg.storage`` the base of every S3 client this process builds (the
     ``MMRLAIF_S3_*`` variables still win): the prompt import, tables, models and benchmarks
     reach the same store as the TrainJob path."""
-    from mmrlaif.io import s3
 
     st = cfg.storage
     s3.configure(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mmrlaif.config.strict import ConfigError
+from mmrlaif.images import release_image
 
 #: Plain environment variables whose name looks like this must come from a Secret instead.
 _SECRET_LIKE = re.compile(r"(PASSWORD|SECRET|TOKEN|ACCESS_KEY|API_KEY|CREDENTIAL)", re.I)
@@ -317,7 +318,6 @@ class KubernetesConfig:
         configured = {"cpu": self.image, "gpu": self.gpu_image}[role]
         if configured:
             return configured
-        from mmrlaif.images import release_image
 
         return release_image(role, self.image_registry)
 

@@ -6,7 +6,7 @@ figures themselves are computed by :mod:`mmrlaif.evaluation.select`.
 
 from __future__ import annotations
 
-#: The field's benchmarks the evaluation can run (``mmrlaif.evaluation.benchmarks``).
+#: The field's benchmarks the evaluation can run (``mmrlaif.evaluation.hallucination``).
 BENCHMARK_NAMES = ("pope", "amber", "object_halbench", "mmhal")
 
 #: Selection figures on the toy world's validation split, and whether higher is better.

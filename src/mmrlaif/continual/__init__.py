@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mmrlaif.continual.prompts import REPORT
+
 #: The base policy's record of where it came from (next to its ``model/``).
 POLICY_SOURCE = "policy_source.json"
 
@@ -29,7 +31,6 @@ def lineage(world_dir: str | Path, base_run: str | Path) -> dict[str, str]:
         ``lineage.*`` tags: ``parent_source``, ``parent_version`` (registry sources),
         ``partitions``, ``watermark``, ``new_prompts``, ``replayed`` (continual runs).
     """
-    from mmrlaif.continual.prompts import REPORT
 
     tags: dict[str, str] = {}
     source = Path(base_run) / POLICY_SOURCE

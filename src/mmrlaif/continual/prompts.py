@@ -26,6 +26,7 @@ from typing import Any
 from mmrlaif.config import Config, ConfigError
 from mmrlaif.io import read_table, s3, write_json, write_table
 from mmrlaif.io.prompts import prompt_rows
+from mmrlaif.tracking.uri import tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +104,11 @@ def list_partitions(prefix: str) -> list[Partition]:
 def read_watermark(cfg: Config) -> str | None:
     """The watermark of the last successful run (``None`` before the first one)."""
     model = _tracked_model(cfg)
+    # lazy: mlflow takes seconds to import; only a ledger on MLflow needs it
     from mlflow.exceptions import MlflowException
 
+    # lazy: mlflow takes seconds to import; only a ledger on MLflow needs it
     from mmrlaif.tracking import _mlflow as mf
-    from mmrlaif.tracking.uri import tracking_uri
 
     try:
         tags = mf.client(tracking_uri(cfg)).get_registered_model(model).tags
@@ -214,10 +216,11 @@ def advance(cfg: Config, report_path: str | Path, run_id: str) -> ContinualRepor
         return None
     ledger = cfg.data.ledger
     write_table(
-        [{"prompt_id": i} for i in report.new_ids], f"{ledger.rstrip('/')}/{run_id}.parquet"
+        [{"prompt_id": i} for i in report.new_ids],
+        f"{ledger.rstrip('/')}/{run_id}.parquet",
+        # lazy: mlflow takes seconds to import; only a ledger on MLflow needs it
     )
     from mmrlaif.tracking import _mlflow as mf
-    from mmrlaif.tracking.uri import tracking_uri
 
     client = mf.client(tracking_uri(cfg))
     model = _tracked_model(cfg)

@@ -9,7 +9,9 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mmrlaif.families import parse_twin_spec
 from mmrlaif.io import s3
+from mmrlaif.tracking.uri import redact_uri
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +79,8 @@ def resolve_policy(spec: str, tracking_uri: str | None, download_to: str | Path)
     if spec.startswith("models:/"):
         return _resolve_registry(spec, tracking_uri, download_to)
     if spec.startswith("twin:"):
-        from mmrlaif.families import parse_twin_spec
-        from mmrlaif.models.twins import save_twin
+        # lazy: the twins import torch and transformers; other sources need neither
+        from mmrlaif.toyworld.twins import save_twin
 
         try:
             family, seed = parse_twin_spec(spec)
@@ -95,10 +97,10 @@ def resolve_policy(spec: str, tracking_uri: str | None, download_to: str | Path)
 
 
 def _resolve_registry(spec: str, tracking_uri: str | None, download_to: Path) -> ResolvedPolicy:
+    # lazy: mlflow takes seconds to import; only a registry source needs it
     from mlflow.exceptions import MlflowException
 
     from mmrlaif.tracking import _mlflow as mf
-    from mmrlaif.tracking.uri import redact_uri
 
     if not tracking_uri:
         raise PolicySourceError(f"{spec}: no MLflow tracking URI to resolve it against")

@@ -11,6 +11,8 @@ from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
 from mmrlaif.config import SamplingConfig
+from mmrlaif.io.tables import cell_to_image
+from mmrlaif.sampling.sampler import sample_candidates
 from mmrlaif.training.data import IGNORE_INDEX, Example, SupervisedCollator
 
 
@@ -95,8 +97,6 @@ def best_of_n_answers(
         One row per prompt: ``prompt_id``, ``question``, ``response`` (the best candidate),
         ``sample_idx``, ``reward``, and every candidate's ``rewards`` in sample order.
     """
-    from mmrlaif.io.tables import cell_to_image
-    from mmrlaif.sampling.sampler import sample_candidates
 
     samples, _ = sample_candidates(policy, processor, prompts, sampling)
     by_id = {str(p["prompt_id"]): p for p in prompts}

@@ -5,7 +5,7 @@
   CHAIR-like but *not* Rohrbach's CHAIR, and is named apart from it: ObjHal counts each distinct
   object once per response (CHAIR_i counts every occurrence) and RespHal divides by the responses
   that name an object (CHAIR_s by all responses). Rohrbach's CHAIR, as its script computes it,
-  is :mod:`mmrlaif.evaluation.benchmarks.chair`.
+  is :mod:`mmrlaif.evaluation.hallucination.chair`.
 * POPE (Li et al., 2023, "Evaluating Object Hallucination in Large Vision-Language Models") scores
   yes/no answers to "Is there a <object> in the image?" questions as binary classification with
   "yes" as the positive class.

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mmrlaif import artifacts
 from mmrlaif.artifacts import CANDIDATES_SUBDIR, FINAL
 from mmrlaif.config import (
     BENCHMARK_SELECT_METRICS,
@@ -135,8 +136,6 @@ def candidate_model(policy_run: str | Path, candidate: str) -> Path:
     Raises:
         FileNotFoundError: Naming the folder when it holds no model.
     """
-    from mmrlaif import artifacts
-
     if candidate == FINAL:
         return artifacts.model_dir(policy_run)
     path = Path(policy_run) / CANDIDATES_SUBDIR / candidate

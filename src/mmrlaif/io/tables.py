@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -218,7 +219,6 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 def copy_tree(src: str | Path, dst: str | Path) -> Path:
     """Copy folder ``src`` to ``dst`` under a temporary name, then rename it into place."""
-    import shutil
 
     dst = Path(dst)
     tmp = dst.with_name(f".{dst.name}.tmp")
@@ -231,6 +231,7 @@ def copy_tree(src: str | Path, dst: str | Path) -> Path:
 
 def _tag_images(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     """Cast image columns (single images, or lists of images) to the HF layout and tag them."""
+    # lazy: datasets takes seconds to import; only the image-column features need it
     from datasets import Features, Image, List
 
     features = Features.from_arrow_schema(table.schema)

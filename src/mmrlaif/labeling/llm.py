@@ -39,6 +39,8 @@ from typing import Literal
 
 import torch
 from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
     LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -48,7 +50,7 @@ from transformers import (
 )
 
 from mmrlaif.labeling.claims import ANSWER_SUFFIX, Claim
-from mmrlaif.models.openai_client import call_seed
+from mmrlaif.models.openai_client import OpenAIClient, OpenAITextGenerator, call_seed
 from mmrlaif.models.seeded import SeededGumbelSampler
 
 logger = logging.getLogger(__name__)
@@ -383,11 +385,8 @@ def text_generators(
     """
     sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "seed": seed}
     if endpoint:
-        from mmrlaif.models.openai_client import OpenAIClient, OpenAITextGenerator
-
         client = OpenAIClient(endpoint)
         return lambda budget: OpenAITextGenerator(client, name_or_path, budget, **sampling)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     if not getattr(tokenizer, "chat_template", None):

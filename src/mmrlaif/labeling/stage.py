@@ -11,6 +11,8 @@ from mmrlaif.labeling.claims import LexiconClaimExtractor, TemplateQuestionBuild
 from mmrlaif.labeling.feedback import FeedbackStats, label_samples
 from mmrlaif.labeling.http_labeler import OpenAIYesNoLabeler
 from mmrlaif.labeling.labeler import VLMYesNoLabeler, YesNoLabeler
+from mmrlaif.labeling.llm import LLMClaimExtractor, LLMQuestionBuilder, text_generators
+from mmrlaif.models.load import load_vlm
 from mmrlaif.toyworld import toy_lexicon
 
 #: Labelers that are one of the pipeline's own policies.
@@ -19,7 +21,6 @@ SELF_LABELERS = ("policy", "initial")
 
 def make_labeler(policy: str | Path, model_cfg: ModelConfig, cfg: LabelingConfig) -> YesNoLabeler:
     """The configured labeler (``LabelingConfig`` has checked its path and endpoint)."""
-    from mmrlaif.models.load import load_vlm
 
     if cfg.labeler == "openai":
         return OpenAIYesNoLabeler(cfg.endpoint, cfg.labeler_name_or_path)
@@ -48,8 +49,6 @@ def make_divide(cfg: LabelingConfig, model_cfg: ModelConfig):
     """
     extractor, builder = None, None
     if "llm" in (cfg.extractor, cfg.question_builder):
-        from mmrlaif.labeling.llm import LLMClaimExtractor, LLMQuestionBuilder, text_generators
-
         question_llm = cfg.llm_question_name_or_path or cfg.llm_name_or_path
         needed = [cfg.llm_name_or_path] if cfg.extractor == "llm" else []
         needed += [question_llm] if cfg.question_builder == "llm" else []

@@ -86,6 +86,7 @@ def submodule(model: torch.nn.Module, path: str) -> torch.nn.Module | torch.nn.P
 
 
 def _parameters(obj: torch.nn.Module | torch.nn.Parameter) -> list[torch.nn.Parameter]:
+    # lazy: torch: applying a family to a config needs no torch
     import torch
 
     return [obj] if isinstance(obj, torch.nn.Parameter) else list(obj.parameters())

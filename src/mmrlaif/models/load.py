@@ -66,3 +66,11 @@ def load_vlm(
     processor.tokenizer.padding_side = "left"
     logger.info("loaded %s (%s) on %s", name_or_path, type(model).__name__, device)
     return model.to(device).eval(), processor
+
+
+def save_model(model: torch.nn.Module, processor: ProcessorMixin, path: str | Path) -> Path:
+    """Save a model and its processor with ``save_pretrained`` (loadable by :func:`load_vlm`)."""
+    path = Path(path)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
+    # lazy: torch and transformers load when the server starts, not when its CLI parses arguments
     from mmrlaif.models.load import load_vlm
     from mmrlaif.models.server import VLMChatServer
 

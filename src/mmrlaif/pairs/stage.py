@@ -4,6 +4,7 @@ write the pairs table in TRL's layout."""
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from mmrlaif.config import ConfigError, ModelConfig, PairsConfig, POVIDConfig
 from mmrlaif.io import read_rows, write_table
 from mmrlaif.pairs.rlaifv import PairStats, build_pairs, candidates_from_rows
-from mmrlaif.pairs.table import NoiseSpec, rlaifv_rows
+from mmrlaif.pairs.table import NoiseSpec, pair_row, rlaifv_rows
 from mmrlaif.toyworld import toy_lexicon
 
 
@@ -60,12 +61,14 @@ def make_injector(cfg: POVIDConfig, model_cfg: ModelConfig, world_summary: str |
     Raises:
         ConfigError: Naming the key when the injector lacks its model or co-occurrence data.
     """
+    # lazy: torch and transformers only for the POVID paths that load a model
     from mmrlaif.pairs.povid import CooccurrenceInjector, LLMInjector
 
     if cfg.injector == "llm":
         if not cfg.llm_name_or_path:
             what = "served model name at povid.llm_endpoint" if cfg.llm_endpoint else "LLM"
             raise ConfigError(f"povid.llm_name_or_path is required for injector 'llm' (its {what})")
+        # lazy: torch and transformers only for the POVID paths that load a model
         from mmrlaif.labeling.llm import text_generators
 
         generators = text_generators(
@@ -107,6 +110,7 @@ def povid_stage(
     unknown = sorted(set(cfg.sources) - {"povid_text", "povid_noise"})
     if unknown or not cfg.sources:
         raise ConfigError(f"povid.sources: {unknown or 'empty'} (use povid_text, povid_noise)")
+    # lazy: torch and transformers only for the POVID paths that load a model
     from mmrlaif.pairs.povid import noise_rows, online_noise_rows, text_injection_rows
 
     prompts = read_rows(prompts_table)
@@ -123,6 +127,7 @@ def povid_stage(
         rows += noise
         skips |= {f"povid_noise/{k}": v for k, v in noise_skips.items()}
     elif "povid_noise" in cfg.sources:
+        # lazy: torch and transformers only for the POVID paths that load a model
         from mmrlaif.models.load import load_vlm
 
         model, processor = load_vlm(
@@ -148,9 +153,6 @@ def povid_stage(
 def yesno_replay_rows(sft_rows: list[dict], count: int, seed: int) -> list[dict]:
     """``count`` yes/no questions of the SFT data as pairs (chosen: the right answer), drawn
     with ``seed``; fewer when the data has fewer."""
-    import random
-
-    from mmrlaif.pairs.table import pair_row
 
     yesno = [r for r in sft_rows if r["kind"] == "yesno"]
     picked = random.Random(seed).sample(yesno, min(count, len(yesno)))

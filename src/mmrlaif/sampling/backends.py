@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mmrlaif.config import ConfigError, ModelConfig, SamplingConfig
+from mmrlaif.models.load import load_vlm
+from mmrlaif.sampling.endpoint import OpenAISamplingBackend
 from mmrlaif.sampling.sampler import SamplingStats, sample_candidates
 
 
@@ -25,7 +27,6 @@ class TransformersBackend:
     """Sampling with ``transformers`` ``generate`` on a locally loaded policy."""
 
     def __init__(self, policy: str | Path, model_cfg: ModelConfig) -> None:
-        from mmrlaif.models.load import load_vlm
 
         self.policy = str(policy)
         self.model, self.processor = load_vlm(
@@ -54,8 +55,6 @@ def make_backend(
     if cfg.backend == "transformers":
         return TransformersBackend(policy, model_cfg)
     if cfg.backend == "openai":
-        from mmrlaif.sampling.endpoint import OpenAISamplingBackend
-
         if not cfg.endpoint:
             raise ConfigError("sampling.endpoint: required when sampling.backend is 'openai'")
         return OpenAISamplingBackend(cfg.endpoint, cfg.endpoint_model, cfg.api_key_env)

@@ -10,8 +10,7 @@ from mmrlaif.config import Config
 from mmrlaif.continual import POLICY_SOURCE
 from mmrlaif.continual.source import resolve_policy
 from mmrlaif.io import read_rows, write_json
-from mmrlaif.models.load import load_vlm
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import load_vlm, save_model
 from mmrlaif.toyworld import WorldPaths
 from mmrlaif.tracking.uri import tracking_uri
 from mmrlaif.training.sft import SFTResult, sft_stage, train_sft

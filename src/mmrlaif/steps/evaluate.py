@@ -15,7 +15,7 @@ from mmrlaif import artifacts
 from mmrlaif.artifacts import CANDIDATES_SUBDIR, FINAL
 from mmrlaif.config import TOYWORLD_DATA, Config, selection_benchmark
 from mmrlaif.evaluation.evaluate import EvalReport, evaluate_stage
-from mmrlaif.evaluation.field import run_field_benchmarks
+from mmrlaif.evaluation.hallucination.policy import run_benchmarks_on_policy
 from mmrlaif.evaluation.select import (
     SELECT_REPORT,
     best_candidate,
@@ -70,7 +70,7 @@ def selection_figures(
         )
         figures = {k: float(v) for k, v in report.objects.to_dict().items() if _is_number(v)}
         return figures, report
-    figures, _ = run_field_benchmarks(  # a non-reference figure is logged as such there
+    figures, _ = run_benchmarks_on_policy(  # a non-reference figure is logged as such there
         cfg.eval.benchmarks,
         *loaded,
         out_dir,
@@ -145,7 +145,7 @@ def evaluate_step(
         )
     if cfg.eval.benchmarks.run:  # the field's benchmarks, on the same loaded policy
         skip = {bench: cfg.pipeline.select_items} if bench else {}
-        bench_figures, notes = run_field_benchmarks(
+        bench_figures, notes = run_benchmarks_on_policy(
             cfg.eval.benchmarks, *loaded[best], out_dir / "benchmarks", data=data, skip=skip
         )
         held_out = dataclasses.replace(held_out, benchmarks=bench_figures, benchmark_notes=notes)

@@ -3,11 +3,15 @@
 The iteration history travels between steps as JSON text (one entry per iteration: the
 headline figures of the policy carried forward), so the last step can plot and summarise the
 whole run without querying the tracking server.
+
+The steps read the artifacts and hand them to :mod:`mmrlaif.tracking`, which talks to MLflow:
+:mod:`~mmrlaif.tracking.mlflow_run` (the runs), :mod:`~mmrlaif.tracking.lineage` (lineage
+tags), :mod:`~mmrlaif.tracking.records` (what an iteration logs besides metrics) and
+:mod:`~mmrlaif.tracking.versions` (the model versions registered and gated).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,28 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from mmrlaif import artifacts
-from mmrlaif.config import Config, config_to_yaml, to_dict
-from mmrlaif.config.selection import BENCHMARK_NAMES
+from mmrlaif.artifacts import IMPORT_REPORT
+from mmrlaif.config import Config, to_dict
+from mmrlaif.continual import lineage
+from mmrlaif.continual.prompts import REPORT, advance
 from mmrlaif.evaluation.metrics import headline_of
 from mmrlaif.evaluation.select import SELECT_METRICS, SELECT_REPORT, metric_value
-from mmrlaif.io.hashes import file_sha256, tree_sha256
-from mmrlaif.tracking import _mlflow as mf
-from mmrlaif.tracking.lineage import MODEL_SHA_TAG, metric_tags, short
+from mmrlaif.io.hashes import file_sha256
+from mmrlaif.tracking.lineage import (
+    GIT_SHA_ENV,
+    benchmark_tags,
+    config_hash,
+    log_lineage,
+    prompt_import_tag,
+    short,
+)
 from mmrlaif.tracking.mlflow_run import finish_pipeline_run, log_iteration, start_pipeline_run
-from mmrlaif.tracking.records import flat_counters, pairs_sample
-from mmrlaif.tracking.registry import register_model
+from mmrlaif.tracking.records import checker_accuracy, flat_counters, pairs_sample
 from mmrlaif.tracking.report import write_and_log_report
 from mmrlaif.tracking.uri import redact_uri, tracking_uri
+from mmrlaif.tracking.versions import register_final, register_policy
 
 logger = logging.getLogger(__name__)
-
-#: Environment variable carrying the source revision into containers (set by the image build).
-GIT_SHA_ENV = "MMRLAIF_GIT_SHA"
-
-
-def config_hash(cfg: Config) -> str:
-    """Short content hash of the resolved configuration."""
-    return hashlib.sha256(config_to_yaml(cfg).encode()).hexdigest()[:12]
 
 
 def start_step(cfg: Config, run_name: str | None = None, run_date: str = "") -> str:
@@ -68,49 +72,15 @@ def record_lineage_step(
     """Tag the parent run with where its starting policy came from and what data it consumed
     (:func:`mmrlaif.continual.lineage`); every version the run registers copies these tags.
     An import of ``data.align_prompts`` is logged too: metrics ``import/rows``, ``import/kept``,
-    ``import/skipped/<reason>`` and the tag ``prompt_import`` (one line, for the summary).
+    ``import/skipped/<reason>`` and the tag ``prompt_import`` (one line, for the summary;
+    :func:`~mmrlaif.tracking.lineage.log_lineage`).
 
     Returns:
         The tags set.
     """
-    from mmrlaif.artifacts import IMPORT_REPORT
-    from mmrlaif.continual import lineage
-
     tags = lineage(world_dir, base_run)
     stats = _read_json(Path(world_dir) / IMPORT_REPORT)
-    client = mf.client(tracking_uri(cfg))
-    if stats:
-        tags["prompt_import"] = import_line(stats)
-        metrics = [mf.metric("import/rows", stats["rows"]), mf.metric("import/kept", stats["kept"])]
-        metrics += [mf.metric(f"import/skipped/{k}", v) for k, v in stats["skipped"].items()]
-        mf.log_metrics(client, run_id, metrics)
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
-    return tags
-
-
-def import_line(stats: dict[str, Any]) -> str:
-    """One line on an import of prompts: ``kept 98 of 100 rows from X; skipped: image too
-    large 1, empty question 1``."""
-    line = f"kept {stats['kept']} of {stats['rows']} rows from {stats['source']}"
-    skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(stats["skipped"].items()))
-    return f"{line}; skipped: {skipped}" if skipped else line
-
-
-def benchmark_tags(eval_report: dict[str, Any]) -> dict[str, str]:
-    """MLflow tags saying, per field benchmark of an ``eval.json``, whether its figures are the
-    reference script's: ``benchmark.<name>.reference`` (``true``/``false``) and, when not,
-    ``benchmark.<name>.approximate`` (why)."""
-    notes = eval_report.get("benchmark_notes") or {}
-    figures = eval_report.get("benchmarks") or {}
-    ran = {n for n in BENCHMARK_NAMES if any(key.startswith(f"{n}_") for key in figures)}
-    tags = {}
-    names = ran | set(notes)
-    for name in sorted(names):
-        tags[f"benchmark.{name}.reference"] = "false" if name in notes else "true"
-        if name in notes:
-            tags[f"benchmark.{name}.approximate"] = "; ".join(notes[name])
-    return tags
+    return log_lineage(tracking_uri(cfg), run_id, tags, stats)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -204,7 +174,7 @@ def log_iteration_step(
         and candidate_report_dir is not None
         and not dpo.get("skipped_reason")
     ):
-        version, _ = _register(
+        version, _ = register_policy(
             cfg,
             child_id,
             run_id,
@@ -240,80 +210,9 @@ def log_iteration_step(
     return json.dumps(entries)
 
 
-def checker_accuracy(cfg: Config, entries: list[dict[str, Any]]) -> float | None:
-    """POPE adversarial accuracy of the model that labeled this iteration's answers.
-
-    The frozen starting policy (``labeling.labeler: initial``) is iteration 0's policy; the
-    current policy (``policy``) is the one the previous iteration carried forward. A separate
-    labeler (a checkpoint or an endpoint) is not evaluated here: ``None``.
-    """
-    if not entries or "pope_adversarial_accuracy" not in entries[0]["headline"]:
-        return None
-    if cfg.labeling.labeler == "initial":
-        return entries[0]["headline"]["pope_adversarial_accuracy"]
-    if cfg.labeling.labeler == "policy":
-        return entries[-1]["headline"].get("pope_adversarial_accuracy")
-    return None
-
-
 def _table_sha(folder: str | Path | None, name: str) -> str:
     path = artifacts.table(folder, name) if folder is not None else None
     return short(file_sha256(path)) if path is not None and path.is_file() else ""
-
-
-def version_tags(
-    cfg: Config, pipeline_run_id: str, model: Path, report_dir: str | Path
-) -> dict[str, str]:
-    """Tags of a model version: lineage (git sha, config and data hashes) and its figures."""
-    tags = {
-        "method": cfg.pipeline.method,
-        "config_hash": config_hash(cfg),
-        "pipeline_run_id": pipeline_run_id,
-        MODEL_SHA_TAG: short(tree_sha256(model)),
-    }
-    if os.environ.get(GIT_SHA_ENV):
-        tags["git_sha"] = os.environ[GIT_SHA_ENV]
-    data = _read_json(Path(report_dir) / artifacts.DATA_REPORT)
-    tags.update({f"data.{k}": short(v) for k, v in data.items()})
-    report = _read_json(Path(report_dir) / artifacts.EVAL_REPORT)
-    tags.update(metric_tags(headline_of(report)))
-    tags.update(benchmark_tags(report))
-    parent = mf.client(tracking_uri(cfg)).get_run(pipeline_run_id).data.tags
-    tags.update({k: v for k, v in parent.items() if k.startswith("lineage.")})
-    return tags
-
-
-def _register(
-    cfg: Config,
-    run_id: str,
-    pipeline_run_id: str,
-    policy_run: str | Path,
-    report_dir: str | Path,
-    extra: dict[str, str] | None = None,
-) -> tuple[str | None, str]:
-    """Register a policy folder as a version of ``tracking.registered_model`` (if set), unless
-    its figures rule it out (:func:`~mmrlaif.tracking.gate.unfit_reasons`: not finite, or under
-    the gate's floors), which is logged and tagged on ``run_id`` instead.
-
-    Returns:
-        The version (``None`` when nothing was registered) and why not ('' when it was).
-    """
-    from mmrlaif.tracking.gate import unfit_reasons
-
-    if not cfg.tracking.registered_model:
-        return None, "tracking.registered_model is null"
-    unfit = unfit_reasons(
-        headline_of(_read_json(Path(report_dir) / artifacts.EVAL_REPORT)), cfg.tracking.gate
-    )
-    if unfit:
-        reason = "; ".join(unfit)
-        logger.warning("%s not registered: %s", policy_run, reason)
-        mf.client(tracking_uri(cfg)).set_tag(run_id, "not_registered", reason)
-        return None, reason
-    model = artifacts.model_dir(policy_run)
-    tags = version_tags(cfg, pipeline_run_id, model, report_dir) | dict(extra or {})
-    name = cfg.tracking.registered_model
-    return register_model(tracking_uri(cfg), run_id, model, name, tags), ""
 
 
 def finish_step(
@@ -342,7 +241,7 @@ def finish_step(
         "run_id": run_id,
         "registration": json.loads(registration) if registration else None,
     }
-    prompt_import = mf.client(tracking_uri(cfg)).get_run(run_id).data.tags.get("prompt_import")
+    prompt_import = prompt_import_tag(tracking_uri(cfg), run_id)
     if prompt_import:
         summary["prompt_import"] = prompt_import
     write_and_log_report(tracking_uri(cfg), run_id, cfg.run.output_dir, entries, summary)
@@ -378,8 +277,6 @@ def register_step(
         ``{"version": ..., "promoted": ..., "reason": ...}`` (``version`` ``None`` when
         ``tracking.registered_model`` is null or a continual run had nothing new).
     """
-    from mmrlaif.continual.prompts import REPORT, advance
-
     name = cfg.tracking.registered_model
     if not name:
         logger.info("tracking.registered_model is null: nothing registered")
@@ -390,64 +287,8 @@ def register_step(
         if not report["new_prompts"]:
             logger.info("%s", report["message"])
             return {"version": None, "promoted": False, "reason": report["message"]}
-    result = _register_and_gate(cfg, run_id, history, policy_run, report_dir)
+    result = register_final(cfg, run_id, history, policy_run, report_dir)
     if consumed is not None and consumed.is_file():
         advanced = advance(cfg, consumed, run_id)
         result["watermark"] = advanced.watermark_after if advanced else None
     return result
-
-
-def _register_and_gate(
-    cfg: Config, run_id: str, history: str, policy_run: str | Path, report_dir: str | Path
-) -> dict[str, Any]:
-    from mmrlaif.tracking.gate import promote_version
-
-    name = cfg.tracking.registered_model
-    uri = tracking_uri(cfg)
-    client = mf.client(uri)
-    sha = short(tree_sha256(artifacts.model_dir(policy_run)))
-    registered = [str(e["version"]) for e in json.loads(history or "[]") if e.get("version")]
-    version = next(
-        (v for v in registered if client.get_model_version(name, v).tags.get(MODEL_SHA_TAG) == sha),
-        None,
-    )
-    if version is None:
-        version, why_not = _register(cfg, run_id, run_id, policy_run, report_dir)
-        if version is None:
-            return {"version": None, "promoted": False, "reason": f"not registered: {why_not}"}
-    client.set_model_version_tag(name, version, "final", "true")
-    if not cfg.tracking.gate.enabled:
-        return {"version": version, "promoted": False, "reason": "gate disabled"}
-    decision = promote_version(uri, name, version, cfg.tracking.gate, running_run=run_id)
-    return {"version": version, "promoted": decision.promoted, "reason": decision.reason}
-
-
-def close_unfinished_runs(cfg: Config, status: str, reason: str) -> list[str]:
-    """Close the MLflow parent runs of ``run.output_dir``'s pipeline runs that are still
-    ``RUNNING`` (a task failed, the run was interrupted, or an earlier run was killed):
-    status ``status`` (``FAILED`` or ``KILLED``) and tag ``terminated_reason``.
-
-    Returns:
-        The run ids closed.
-    """
-    from mlflow.exceptions import MlflowException
-
-    from mmrlaif.tracking.report import parent_run_ids
-
-    ids = parent_run_ids(cfg.run.output_dir)
-    if not ids:
-        return []
-    client = mf.client(tracking_uri(cfg))
-    closed = []
-    for run_id in ids:
-        try:
-            if client.get_run(run_id).info.status != "RUNNING":
-                continue
-            client.set_tag(run_id, "terminated_reason", reason)
-            client.set_terminated(run_id, status=status)
-        except MlflowException as exc:
-            logger.warning("could not close MLflow run %s: %s", run_id, exc)
-            continue
-        logger.warning("MLflow run %s closed as %s: %s", run_id, status, reason)
-        closed.append(run_id)
-    return closed

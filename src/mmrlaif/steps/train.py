@@ -103,7 +103,7 @@ def _wait_for(marker: Path, wait_s: float) -> None:
 
 
 def _barrier() -> None:
-    import torch.distributed as dist
+    import torch.distributed as dist  # lazy: torch, only in the training process
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(out, ignore_errors=True)
         if local_rank == 0:
             shutil.rmtree(node, ignore_errors=True)
-        import torch.distributed as dist
+        import torch.distributed as dist  # lazy: torch, only in the training process
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
@@ -171,7 +171,7 @@ def train_in_task(
         The ``dpo.json`` report of the trained policy run (``n_pairs``, ``seconds``...).
     """
     cfg = povid_iteration(cfg, iteration)  # a POVID stage's own epochs
-    import torch  # heavy: only here and in training, after the launcher's argument checks
+    import torch  # lazy: torch only here and in training, after the launcher's argument checks
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus <= 1 or "LOCAL_RANK" in os.environ:
@@ -207,7 +207,7 @@ def dpo_step(
     retries of the task); in a local run the run key (``MMRLAIF_RUN_KEY``, the same when a
     killed run is rerun in its folder) with the iteration, the inputs and the config.
     """
-    # torch and transformers: imported on training, after the launcher's argument checks
+    # lazy: torch and transformers load on training, after the launcher's argument checks
     from mmrlaif.training.dpo import dpo_stage
 
     checkpoint_dir = None

@@ -27,7 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from mmrlaif import artifacts
-from mmrlaif.config import Config, TrainJobConfig, config_to_json
+from mmrlaif.config import Config, TrainJobConfig, config_to_json, pods
 from mmrlaif.io import s3
 
 logger = logging.getLogger(__name__)
@@ -97,10 +97,11 @@ def job_env(cfg: Config, environ: Mapping[str, str] | None = None) -> list[dict[
         if value:
             env.setdefault(f"MMRLAIF_S3_{var}", value)
     out = {k: {"name": k, "value": v} for k, v in (env | dict(cfg.kubernetes.env)).items()}
-    for secret in cfg.kubernetes.secrets:
-        for key, var in secret.env.items():
-            ref = {"secretKeyRef": {"name": secret.secret_name, "key": key}}
-            out[var] = {"name": var, "valueFrom": ref}
+    for ref in pods.secret_env(cfg.kubernetes):
+        key_ref = {"name": ref.secret_name, "key": ref.key} | (
+            {"optional": True} if ref.optional else {}
+        )
+        out[ref.var] = {"name": ref.var, "valueFrom": {"secretKeyRef": key_ref}}
     if reserved := sorted(k for k in out if k.startswith("PET_")):
         raise ValueError(f"{', '.join(reserved)}: reserved for the Trainer's Torch plugin")
     return list(out.values())
@@ -132,23 +133,19 @@ def build_trainjob(
         environ: Environment to forward S3 settings from (default ``os.environ``).
     """
     tj = _trainjob_cfg(cfg)
-    res = cfg.kubernetes.train or cfg.kubernetes.gpu
+    res = pods.resources_of(cfg.kubernetes, "train")
     all_labels = {
         "app.kubernetes.io/name": "mmrlaif",
         "app.kubernetes.io/component": "dpo-trainjob",
         "mmrlaif/iteration": str(iteration),
     } | dict(labels or {})
-    limits = {res.accelerator_type: str(tj.gpus_per_node)}
-    limits |= {k: v for k, v in (("cpu", res.cpu_limit), ("memory", res.memory_limit)) if v}
-    requests = {k: v for k, v in (("cpu", res.cpu_request), ("memory", res.memory_request)) if v}
+    limits = {res.accelerator_type: str(tj.gpus_per_node)} | pods.limits(res)
+    requests = pods.requests(res)
     pod: dict[str, Any] = {}
     if res.node_selector:
         pod["nodeSelector"] = dict(res.node_selector)
     if res.tolerations:
-        pod["tolerations"] = [
-            {k: v for k, v in dataclasses.asdict(t).items() if v is not None}
-            for t in res.tolerations
-        ]
+        pod["tolerations"] = pods.tolerations(res)
     if cfg.kubernetes.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": s} for s in cfg.kubernetes.image_pull_secrets]
     pod_template = {"metadata": {"labels": dict(all_labels)}, "spec": pod}
@@ -162,7 +159,7 @@ def build_trainjob(
             "runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": tj.runtime},
             "activeDeadlineSeconds": tj.timeout_s,
             "trainer": {
-                "image": image or cfg.kubernetes.image_for("gpu"),
+                "image": image or pods.image_of(cfg.kubernetes, "train"),
                 "command": ["torchrun", "--module", LAUNCH_MODULE],
                 "args": list(command_args),
                 "env": job_env(cfg, environ),
@@ -177,6 +174,7 @@ def build_trainjob(
 
 
 def _default_api_client() -> client.ApiClient:
+    # lazy: the kubernetes client only when a TrainJob is created
     from kubernetes import config
 
     try:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmrlaif.tracking.uri import redact_uri
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -39,9 +41,8 @@ def client(uri: str) -> MlflowClient:
     When ``uri`` carries credentials (``http://user:pass@host``), MLflow's own printing of run
     and model URLs to stdout is switched off for this process (those URLs would carry them).
     """
+    # lazy: mlflow takes seconds to import; importing mmrlaif.tracking stays cheap
     from mlflow import MlflowClient
-
-    from mmrlaif.tracking.uri import redact_uri
 
     if redact_uri(uri) != uri:
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
@@ -74,6 +75,7 @@ def as_number(value: Any) -> float | None:
 
 def metric(key: str, value: float, step: int = 0, timestamp: int | None = None) -> Metric:
     """Build an ``mlflow.entities.Metric`` with a sanitised key."""
+    # lazy: mlflow takes seconds to import; importing mmrlaif.tracking stays cheap
     from mlflow.entities import Metric
 
     ts = now_ms() if timestamp is None else timestamp

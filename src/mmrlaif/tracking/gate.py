@@ -138,6 +138,7 @@ def promote_version(
     Raises:
         ValueError: The model or version does not exist.
     """
+    # lazy: mlflow takes seconds to import; importing mmrlaif.tracking stays cheap
     from mlflow.exceptions import MlflowException
 
     client = mf.client(uri)
@@ -182,6 +183,7 @@ def promote_version(
 
 def _unfinished_run(client, run_id: str | None, running_run: str | None) -> str | None:
     """Why the version's pipeline run disqualifies it (``None``: it finished)."""
+    # lazy: mlflow takes seconds to import; importing mmrlaif.tracking stays cheap
     from mlflow.exceptions import MlflowException
 
     if not run_id or run_id == running_run:

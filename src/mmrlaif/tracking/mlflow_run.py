@@ -89,6 +89,7 @@ def start_pipeline_run(
     Returns:
         The parent run id.
     """
+    # lazy: mlflow takes seconds to import; importing mmrlaif.tracking stays cheap
     from mlflow.entities import Param
 
     client = mf.client(uri)
@@ -255,6 +256,7 @@ def _get_or_create_experiment(
     client: Any, uri: str, name: str, artifact_root: str | Path | None
 ) -> str:
     """Id of experiment ``name``, creating it (race-safe) with ``artifact_root`` if missing."""
+    # lazy: mlflow takes seconds to import; importing mmrlaif.tracking stays cheap
     from mlflow.exceptions import MlflowException
 
     found = client.get_experiment_by_name(name)

@@ -1,13 +1,17 @@
-"""What an iteration logs besides metrics: flat stage counters and readable pairs."""
+"""What an iteration logs besides metrics: flat stage counters, readable pairs and the accuracy
+of the model that labeled its answers."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmrlaif.io import read_rows
+
+if TYPE_CHECKING:
+    from mmrlaif.config import Config
 
 _VERDICT_COLUMNS = ("claims", "questions", "p_yes", "accepted", "score")
 
@@ -66,3 +70,19 @@ def pairs_sample(
                 row[f"{side}_feedback"] = feedback[(pid, int(idx))]
         out.append(row)
     return out
+
+
+def checker_accuracy(cfg: Config, entries: list[dict[str, Any]]) -> float | None:
+    """POPE adversarial accuracy of the model that labeled this iteration's answers.
+
+    The frozen starting policy (``labeling.labeler: initial``) is iteration 0's policy; the
+    current policy (``policy``) is the one the previous iteration carried forward. A separate
+    labeler (a checkpoint or an endpoint) is not evaluated here: ``None``.
+    """
+    if not entries or "pope_adversarial_accuracy" not in entries[0]["headline"]:
+        return None
+    if cfg.labeling.labeler == "initial":
+        return entries[0]["headline"]["pope_adversarial_accuracy"]
+    if cfg.labeling.labeler == "policy":
+        return entries[-1]["headline"].get("pope_adversarial_accuracy")
+    return None

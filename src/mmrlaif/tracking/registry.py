@@ -45,6 +45,7 @@ def register_model(
         NotADirectoryError: ``model_dir`` is not a folder.
         RuntimeError: Registration failed or did not finish within ``timeout_s``.
     """
+    # lazy: mlflow takes seconds to import; importing mmrlaif.tracking stays cheap
     from mlflow.exceptions import MlflowException
 
     model_dir = Path(model_dir)

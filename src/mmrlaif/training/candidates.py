@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from transformers import ProcessorMixin, TrainerCallback
+from transformers import ProcessorMixin, Trainer, TrainerCallback
 
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import save_model
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,6 @@ def save_atomically(source, processor: ProcessorMixin, model_dir: Path) -> Path:
 
     With several processes only the main one writes; the others wait for it.
     """
-    from transformers import Trainer
 
     tmp = model_dir.with_name(f".{model_dir.name}.tmp")
     if isinstance(source, Trainer):

@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import torch
+from datasets import Dataset, load_dataset
+from peft import LoraConfig
 from torch.nn import Module
 from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
 from transformers.trainer import TRAINER_STATE_NAME
@@ -31,8 +34,16 @@ from mmrlaif.models.families import (
     submodule,
 )
 from mmrlaif.models.load import load_vlm
+from mmrlaif.pairs.table import REFERENCE_NOISE
 from mmrlaif.training.candidates import CandidateSaver, save_atomically
 from mmrlaif.training.data import PreferenceCollator
+from mmrlaif.training.povid_data import (
+    POVIDCollator,
+    check_example_lengths,
+    group_dataset,
+    needs_grouping,
+    noise_spec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +117,7 @@ def dpo_arguments(cfg: DPOConfig, output_dir: Path, seed: int):
     Raises:
         ValueError: Naming ``dpo.trainer`` when TRL rejects a key or value.
     """
+    # lazy: trl takes seconds to import; building the trainer arguments' dict needs none of it
     from trl import DPOConfig as TRLDPOConfig
 
     try:
@@ -121,7 +133,9 @@ def dpo_arguments(cfg: DPOConfig, output_dir: Path, seed: int):
         raise ValueError(f"dpo.trainer: {exc}") from exc
 
 
-def check_lengths(dataset, processor: ProcessorMixin, max_length: int, batch_size: int = 64) -> int:
+def check_lengths(
+    dataset: Dataset, processor: ProcessorMixin, max_length: int, batch_size: int = 64
+) -> int:
     """Encode every pair as training will and fail on one longer than ``max_length``.
 
     Returns:
@@ -151,7 +165,6 @@ def check_lengths(dataset, processor: ProcessorMixin, max_length: int, batch_siz
 def lora_config(cfg: DPOConfig, model: PreTrainedModel, family: str | None = None):
     """PEFT's ``LoraConfig`` with adapters on the language model's projections only (resolved
     for the model's family; ``dpo.lora.target_regex`` overrides)."""
-    from peft import LoraConfig
 
     assert cfg.lora is not None
     resolved = family_of(model, family)
@@ -175,7 +188,7 @@ def lora_config(cfg: DPOConfig, model: PreTrainedModel, family: str | None = Non
 def train_dpo(
     model: PreTrainedModel,
     processor: ProcessorMixin,
-    dataset,
+    dataset: Dataset,
     cfg: DPOConfig,
     output_dir: str | Path,
     seed: int,
@@ -203,6 +216,7 @@ def train_dpo(
     Returns:
         Where the model went, the step history and the pair counts.
     """
+    # lazy: trl takes seconds to import; building the trainer arguments' dict needs none of it
     from mmrlaif.training.reference import LiveRefDPOTrainer, PrecomputedRefDPOTrainer
 
     output_dir = Path(output_dir)
@@ -221,6 +235,7 @@ def train_dpo(
         "data_collator": PreferenceCollator(processor, cfg.max_length),
     }
     if povid is not None:  # grouped POVID examples, online noise rejection
+        # lazy: trl takes seconds to import; building the trainer arguments' dict needs none of it
         from mmrlaif.training.povid import POVIDDPOTrainer
 
         trainer_cls, data = POVIDDPOTrainer, povid
@@ -255,7 +270,7 @@ def train_dpo(
     return DPOResult(model_dir, len(dataset), dict(sources), history, seconds, None, last)
 
 
-def _povid_trainer_kwargs(dataset, processor: ProcessorMixin, cfg: DPOConfig, seed: int):
+def _povid_trainer_kwargs(dataset: Dataset, processor: ProcessorMixin, cfg: DPOConfig, seed: int):
     """Dataset, collator and noise settings of :class:`~mmrlaif.training.povid.POVIDDPOTrainer`
     when the pairs need it (an online noise rejection, or a prompt with several POVID pairs,
     whose loss is weighed per example); ``None`` otherwise (TRL's trainer on the rows).
@@ -263,15 +278,6 @@ def _povid_trainer_kwargs(dataset, processor: ProcessorMixin, cfg: DPOConfig, se
     Raises:
         ValueError: On an answer over ``dpo.max_length``, as :func:`check_lengths`.
     """
-    from mmrlaif.pairs.table import REFERENCE_NOISE
-    from mmrlaif.training.povid_data import (
-        POVIDCollator,
-        check_example_lengths,
-        group_dataset,
-        needs_grouping,
-        noise_spec,
-    )
-
     meta = dataset.select_columns(["prompt_id", "source", "chosen", "rejected"]).to_list()
     if not needs_grouping(meta):
         return None
@@ -365,8 +371,6 @@ def last_complete_checkpoint(folder: str | Path) -> str | None:
 
 def _read_pairs(path: str | Path, cache_dir: Path):
     """The pairs table as a ``datasets.Dataset`` (``None`` for a table with no rows)."""
-    import pyarrow.parquet as pq
-    from datasets import load_dataset
 
     if pq.ParquetFile(str(path)).metadata.num_rows == 0:
         return None

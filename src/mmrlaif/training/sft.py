@@ -16,8 +16,8 @@ from transformers import PreTrainedModel, ProcessorMixin, Trainer, TrainingArgum
 from mmrlaif.config import ModelConfig, SFTConfig
 from mmrlaif.io import read_rows
 from mmrlaif.models.families import family_of, freeze_vision_encoder
-from mmrlaif.models.load import load_vlm
-from mmrlaif.models.tiny import build_tiny_vlm, save_model
+from mmrlaif.models.load import load_vlm, save_model
+from mmrlaif.toyworld.tiny import build_tiny_vlm
 from mmrlaif.training.data import Example, SupervisedCollator, examples_from_rows
 
 logger = logging.getLogger(__name__)

@@ -29,9 +29,11 @@ def check_trainer_args(cfg: Config) -> None:
             option (with the closest known names), a value of the wrong type, or a value the
             class itself refuses; or a ``dpo.deepspeed`` file that does not exist.
     """
+    # lazy: transformers and trl take seconds to import; compile and submit need them only here
     from transformers import TrainingArguments
     from trl import DPOConfig as TRLDPOConfig
 
+    # lazy: transformers and trl take seconds to import; compile and submit need them only here
     from mmrlaif.training.dpo import dpo_kwargs
     from mmrlaif.training.sft import training_kwargs
 

@@ -45,13 +45,13 @@ def test_the_first_task_refuses_a_config_of_another_shape(tmp_path: Path) -> Non
 
 
 def test_submit_refuses_a_config_parameter_of_another_shape() -> None:
-    from mmrlaif.pipelines.client import _arguments
+    from mmrlaif.pipelines.run_arguments import run_arguments
 
     cfg = load_config(PRESET)
     declared = {"config": {"parameterType": "STRING"}, "run_date": {"parameterType": "STRING"}}
     other = load_config(PRESET, {"pipeline.method": "povid"})
     with pytest.raises(ValueError, match=r"--param config= changes .*pipeline.method"):
-        _arguments(cfg, declared, {"config": config_to_json(other)}, scheduled=False)
+        run_arguments(cfg, declared, {"config": config_to_json(other)}, scheduled=False)
     fine = load_config(PRESET, {"sampling.temperature": 0.9})
-    args = _arguments(cfg, declared, {"config": config_to_json(fine)}, scheduled=False)
+    args = run_arguments(cfg, declared, {"config": config_to_json(fine)}, scheduled=False)
     assert args["config"] == config_to_json(fine)

@@ -5,7 +5,7 @@ import torch
 
 from mmrlaif import io
 from mmrlaif.evaluation.guidance import best_of_n, completion_logprobs, guidance_rewards
-from mmrlaif.models.tiny import build_tiny_vlm
+from mmrlaif.toyworld.tiny import build_tiny_vlm
 from tests.conftest import SMALL_MODEL
 
 
@@ -55,8 +55,7 @@ def test_best_of_n_command_keeps_each_prompts_highest_reward(small_world, tiny_m
 
     from mmrlaif.cli import main
     from mmrlaif.config import SamplingConfig
-    from mmrlaif.models.load import load_vlm
-    from mmrlaif.models.tiny import save_model
+    from mmrlaif.models.load import load_vlm, save_model
     from mmrlaif.sampling.sampler import sample_candidates
 
     model, processor = tiny_model

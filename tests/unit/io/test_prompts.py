@@ -144,14 +144,16 @@ def test_storage_endpoint_from_the_config_reaches_the_prompt_import(
     """No MMRLAIF_S3_* / AWS_ENDPOINT_URL* variables: the endpoint comes from storage.*."""
     from mmrlaif.artifacts import IMPORT_REPORT
     from mmrlaif.config import config_to_yaml, parse_config
-    from mmrlaif.io import s3
+    from mmrlaif.io import s3, s3_client
     from mmrlaif.steps.world import world_step
 
     uri = f"s3://{s3_env.bucket}/data/prompts.parquet"
     _dataset(uri)
     for name in ("MMRLAIF_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(s3, "_configured", [])  # this process's settings, restored afterwards
+    monkeypatch.setattr(
+        s3_client, "_configured", []
+    )  # this process's settings, restored afterwards
     s3.clear_client_cache()
     data = {
         "world": {"n_train": 4, "n_align": 2, "n_eval": 2, "n_val": 2},

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mmrlaif import io
-from mmrlaif.io import s3
+from mmrlaif.io import s3, s3_ops
 from tests import servers
 
 MIB = 1024 * 1024
@@ -107,7 +107,7 @@ def test_retry_gives_up_on_permanent_errors_at_once():
         raise PermissionError("denied")
 
     with pytest.raises(PermissionError):
-        s3._retry(boom, "test", attempts=5, base_delay=0)
+        s3_ops._retry(boom, "test", attempts=5, base_delay=0)
     assert len(calls) == 1
 
 

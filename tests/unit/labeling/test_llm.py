@@ -24,7 +24,7 @@ from mmrlaif.labeling.llm import (
 )
 from mmrlaif.labeling.stage import make_divide
 from mmrlaif.models.openai_client import OpenAIClient, OpenAITextGenerator, call_seed
-from mmrlaif.models.tiny import build_tiny_causal_lm
+from mmrlaif.toyworld.tiny import build_tiny_causal_lm
 
 RESPONSE = "There is a cup and a dog. It is lovely."
 FACTS = "- There is a cup.\n- There is a dog."

@@ -13,7 +13,7 @@ from mmrlaif.models.families import (
     submodule,
     vision_encoder_parameters,
 )
-from mmrlaif.models.twins import build_twin
+from mmrlaif.toyworld.twins import build_twin
 
 FAMILY_OF_TWIN = {"qwen2_5_vl": "qwen2_vl", "smolvlm": "idefics3"}
 

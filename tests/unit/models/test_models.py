@@ -3,9 +3,8 @@ import torch
 from PIL import Image
 
 from mmrlaif.models.chat import ChatFormat, user_message
-from mmrlaif.models.load import ModelLoadError, load_vlm
-from mmrlaif.models.tiny import save_model
-from mmrlaif.models.tokenizer import train_tokenizer, world_corpus
+from mmrlaif.models.load import ModelLoadError, load_vlm, save_model
+from mmrlaif.toyworld.tokenizer import train_tokenizer, world_corpus
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def test_save_and_load_round_trip_exactly(tiny_model, tmp_path):
 
 
 def test_same_seed_same_weights(tiny_model):
-    from mmrlaif.models.tiny import build_tiny_vlm
+    from mmrlaif.toyworld.tiny import build_tiny_vlm
     from tests.conftest import SMALL_MODEL
 
     model, _ = tiny_model

@@ -70,7 +70,7 @@ def test_noise_rows_are_seeded(small_world, tiny_model):
 def overfit_lm(prompt, target):
     import torch
 
-    from mmrlaif.models.tiny import build_tiny_causal_lm
+    from mmrlaif.toyworld.tiny import build_tiny_causal_lm
 
     model, tok = build_tiny_causal_lm([prompt + target], hidden=64, layers=2)
     # the generator sends the prompt as a chat user turn: overfit to what the template renders

@@ -4,7 +4,7 @@ from PIL import Image
 
 from mmrlaif import io
 from mmrlaif.models.chat import message_text
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import save_model
 from mmrlaif.pairs.rlaifv import Candidate, Pair
 from mmrlaif.pairs.table import pair_row, rlaifv_rows
 

@@ -18,7 +18,7 @@ from kfp import compiler, dsl
 from kfp.client import Client
 
 import mmrlaif
-import mmrlaif.pipelines.client as kfp_client
+import mmrlaif.pipelines.connection as kfp_connection
 from mmrlaif.cli import main
 from mmrlaif.config import config_to_json, load_config
 from mmrlaif.pipelines import compile_pipeline
@@ -55,7 +55,7 @@ def package(cfg, tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         for key, value in SECRETS.items():
             mp.setenv(key, value)
-        return compile_pipeline(cfg, tmp_path_factory.mktemp("kfp") / "rlaif_v.yaml")
+        return compile_pipeline(cfg, tmp_path_factory.mktemp("kfp") / "rlaifv.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def _isolated(monkeypatch, tmp_path):
         "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME",
     ):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(kfp_client, "TIMEOUT_S", (2.0, 10.0))
+    monkeypatch.setattr(kfp_connection, "TIMEOUT_S", (2.0, 10.0))
 
 
 @pytest.fixture()
@@ -140,7 +140,7 @@ def test_submit_sends_spec_parameters_account_experiment_and_root(
     body = create.body
     compiled = next(yaml.load_all(package.read_text(), Loader=yaml.CSafeLoader))
     assert _spec(body) == compiled  # the compiled spec, as compiled
-    assert _spec(body)["pipelineInfo"]["name"] == "mmrlaif-rlaif-v"
+    assert _spec(body)["pipelineInfo"]["name"] == "mmrlaif-rlaifv"
     assert body["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]
     assert body["runtime_config"]["parameters"] == {"config": config_to_json(cfg)}
     assert body["runtime_config"]["pipeline_root"] == "s3://bucket/pipeline-root"
@@ -163,7 +163,7 @@ def test_submit_defaults_come_from_the_config_and_the_experiment_is_created(cfg,
     assert body["experiment_id"] == run.experiment_id
     assert body["service_account"] == cfg.kfp.service_account
     assert "pipeline_root" not in body["runtime_config"]  # null: the server's default
-    assert body["display_name"].startswith("mmrlaif-rlaif-v-")
+    assert body["display_name"].startswith("mmrlaif-rlaifv-")
     assert "authorization" not in kfp_api.requests[0].headers  # no token in the env
 
 
@@ -236,7 +236,7 @@ def test_schedule_replaces_the_recurring_run_of_the_same_name(cfg, package, kfp_
     assert body["display_name"] == "weekly-retrain"
     assert body["experiment_id"] == exp["experiment_id"]
     assert body["service_account"] == cfg.kfp.service_account
-    assert _spec(body)["pipelineInfo"]["name"] == "mmrlaif-rlaif-v"
+    assert _spec(body)["pipelineInfo"]["name"] == "mmrlaif-rlaifv"
     params = body["runtime_config"]["parameters"]
     assert params["config"] == config_to_json(cfg)
     declared = _spec(body)["root"]["inputDefinitions"]["parameters"]
@@ -264,7 +264,7 @@ def test_schedule_uploads_a_pipeline_version_and_runs_it(cfg, package, kfp_api):
         pipeline["pipeline_id"],
         version["pipeline_version_id"],
     )
-    assert "mmrlaif-rlaif-v" in version["upload"]  # the compiled spec was the uploaded file
+    assert "mmrlaif-rlaifv" in version["upload"]  # the compiled spec was the uploaded file
     body = kfp_api.recurring_runs[first.recurring_run_id]
     assert body["pipeline_version_reference"] == {
         "pipeline_id": first.pipeline_id,
@@ -316,7 +316,7 @@ def test_unreachable_host_fails_fast_naming_the_host(cfg, package):
 
 
 def test_a_server_that_never_answers_times_out(cfg, package, monkeypatch):
-    monkeypatch.setattr(kfp_client, "TIMEOUT_S", (0.3, 0.3))
+    monkeypatch.setattr(kfp_connection, "TIMEOUT_S", (0.3, 0.3))
     with FakeKFP(hang=True) as fake:
         start = time.monotonic()
         with pytest.raises(KFPServerError, match=f"cannot reach .* at {fake.url}: .*timed out"):
@@ -382,7 +382,7 @@ def test_cli_submit_compiles_into_a_temp_file_and_prints_the_run(
     ]
     assert len(compiled) == 1 and not compiled[0].exists()  # a temporary file, removed
     body = kfp_api.runs[run_id]
-    assert _spec(body)["pipelineInfo"]["name"] == "mmrlaif-rlaif-v"
+    assert _spec(body)["pipelineInfo"]["name"] == "mmrlaif-rlaifv"
     assert body["display_name"] == "cli-1"
     _assert_no_credentials(kfp_api, out.out, out.err)
 

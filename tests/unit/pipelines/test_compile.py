@@ -15,7 +15,7 @@ PRESET = ROOT / "configs" / "tiny_cpu.yaml"
 
 
 @pytest.mark.parametrize(
-    ("method", "name", "iterations"), [("rlaifv", "rlaif_v", 3), ("povid", "povid", 1)]
+    ("method", "name", "iterations"), [("rlaifv", "rlaifv", 3), ("povid", "povid", 1)]
 )
 def test_compiled_yaml_is_up_to_date(tmp_path, method, name, iterations):
     overrides = {"pipeline.method": method, "pipeline.iterations": iterations}
@@ -59,7 +59,7 @@ def test_a_local_run_caches_every_task_but_tracking_under_its_key(tmp_path, meth
     from kfp import compiler
 
     from mmrlaif.pipelines.build import build_pipeline
-    from mmrlaif.pipelines.common import LocalRun
+    from mmrlaif.pipelines.skeleton import LocalRun
     from mmrlaif.pipelines.tasks import TASKS
 
     cfg = load_config(PRESET, {"pipeline.method": method, "pipeline.iterations": 2})
@@ -92,7 +92,7 @@ def test_an_undeclared_component_is_an_error_when_the_pipeline_is_built(
 ):
     from mmrlaif.pipelines import tasks
     from mmrlaif.pipelines.build import build_pipeline
-    from mmrlaif.pipelines.common import LocalRun
+    from mmrlaif.pipelines.skeleton import LocalRun
 
     monkeypatch.delitem(tasks.TASKS, "select-policy")
     cfg = load_config(PRESET)

@@ -10,7 +10,7 @@ import pytest
 
 from mmrlaif.config import Config, ConfigError, from_dict
 from mmrlaif.io import read_rows
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import save_model
 from mmrlaif.sampling.policy_server import PolicyServerError, policy_server
 from mmrlaif.steps.sample import sample_step
 

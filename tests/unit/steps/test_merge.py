@@ -9,7 +9,7 @@ import pytest
 
 from mmrlaif.config import Config, from_dict
 from mmrlaif.io import read_rows, s3
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import save_model
 from mmrlaif.steps.label import label_step
 from mmrlaif.steps.merge import ShardCache, content_key, merge_step, shard_bounds
 from mmrlaif.steps.pairs import pairs_step

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from mmrlaif import io
 from mmrlaif.config import Config, DPOConfig, config_to_json
 from mmrlaif.io import s3
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import save_model
 from mmrlaif.pairs.rlaifv import Candidate, Pair
 from mmrlaif.pairs.table import rlaifv_rows
 

@@ -2,9 +2,9 @@
 
 from mmrlaif import io
 from mmrlaif.config import WorldConfig
-from mmrlaif.evaluation.benchmarks import BenchmarkOptions, run_benchmarks
-from mmrlaif.evaluation.benchmarks.amber import load_amber
-from mmrlaif.evaluation.benchmarks.common import DataRoot
+from mmrlaif.evaluation.hallucination import BenchmarkOptions, run_benchmarks
+from mmrlaif.evaluation.hallucination.amber import load_amber
+from mmrlaif.evaluation.hallucination.common import DataRoot
 from mmrlaif.evaluation.select import best_candidate
 from mmrlaif.toyworld import build_world, object_names
 

@@ -1,7 +1,7 @@
 """Which model checked an iteration's answers, and its POPE adversarial accuracy."""
 
 from mmrlaif.config import Config, from_dict
-from mmrlaif.steps.track import checker_accuracy
+from mmrlaif.tracking.records import checker_accuracy
 
 HISTORY = [
     {"iteration": 0, "headline": {"pope_adversarial_accuracy": 0.92}},

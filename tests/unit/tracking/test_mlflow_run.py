@@ -258,7 +258,8 @@ def test_import_has_no_kfp_or_mlflow() -> None:
 def test_unfinished_runs_are_closed(tmp_path: Path) -> None:
     """A pipeline run whose MLflow parent is still RUNNING (killed, failed) is closed."""
     from mmrlaif.config import Config, from_dict
-    from mmrlaif.steps.track import close_unfinished_runs, start_step
+    from mmrlaif.steps.track import start_step
+    from mmrlaif.tracking.unfinished import close_unfinished_runs
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cfg = from_dict(

@@ -29,8 +29,8 @@ from mmrlaif.labeling.feedback import label_samples
 from mmrlaif.labeling.labeler import Verdict
 from mmrlaif.pairs.stage import pairs_stage
 from mmrlaif.pairs.table import pair_row
-from mmrlaif.steps.track import benchmark_tags
 from mmrlaif.toyworld import toy_lexicon
+from mmrlaif.tracking.lineage import benchmark_tags
 from mmrlaif.tracking.report import (
     REPORT_NAME,
     collect_run,
@@ -153,7 +153,7 @@ def rlaifv_run(tmp_path: Path) -> Path:
     """A finished two-iteration RLAIF-V run: iteration 1 trains and is kept, iteration 2 finds
     no pairs (every claim accepted), so its DPO is skipped."""
     root = tmp_path / "run"
-    run = root / "kfp" / "mmrlaif-rlaif-v-2026-01-01-00-00-00-000000"
+    run = root / "kfp" / "mmrlaif-rlaifv-2026-01-01-00-00-00-000000"
     prompts = _prompts(_task(run, "prepare-world", "world") / "prompts_align.parquet")
     _task(run, "start-tracking", value=RUN_ID)
     base = _eval_report(
@@ -191,7 +191,7 @@ def test_report_is_one_self_contained_page_with_every_section(rlaifv_run: Path) 
     assert len(plots) == 4  # hallucination, POPE, pairs, DPO
     assert all(base64.b64decode(p).startswith(PNG_MAGIC) for p in plots)
     assert "Not available" not in html
-    assert RUN_ID in html and "rlaif-v-2026-01-01" in html
+    assert RUN_ID in html and "rlaifv-2026-01-01" in html
     # no finish step ran in this folder: the report says the run did not finish
     assert "<td>status</td><td>did not finish: the finish step left no summary" in html
     # base: 1 of 3 mentions hallucinated, 1 of 2 responses; then none
@@ -284,11 +284,11 @@ def test_a_broken_artifact_costs_only_its_section(rlaifv_run: Path, caplog) -> N
 
 
 def test_the_pipeline_run_of_a_tracking_run_is_found_among_several(rlaifv_run: Path) -> None:
-    other = rlaifv_run / "kfp" / "mmrlaif-rlaif-v-2026-02-02-00-00-00-000000"
+    other = rlaifv_run / "kfp" / "mmrlaif-rlaifv-2026-02-02-00-00-00-000000"
     _task(other, "start-tracking", value="another-run")
-    assert find_pipeline_run(rlaifv_run).name.startswith("mmrlaif-rlaif-v-2026-02-02")  # newest
+    assert find_pipeline_run(rlaifv_run).name.startswith("mmrlaif-rlaifv-2026-02-02")  # newest
     found = find_pipeline_run(rlaifv_run, RUN_ID)
-    assert found is not None and found.name.startswith("mmrlaif-rlaif-v-2026-01-01")
+    assert found is not None and found.name.startswith("mmrlaif-rlaifv-2026-01-01")
     assert find_pipeline_run(rlaifv_run, "no-such-run") is None
     data = collect_run(rlaifv_run, run_id=RUN_ID)
     assert [it.n_pairs for it in data.iterations[1:]] == [data.iterations[1].pairs["pairs_out"], 0]

@@ -8,8 +8,7 @@ from datasets import load_dataset
 
 from mmrlaif import io
 from mmrlaif.config import DPOConfig, LoRAConfig, ModelConfig
-from mmrlaif.models.load import load_vlm
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import load_vlm, save_model
 from mmrlaif.pairs.rlaifv import Candidate, Pair
 from mmrlaif.pairs.table import rlaifv_rows
 from mmrlaif.training.dpo import check_lengths, dpo_arguments, dpo_stage, train_dpo

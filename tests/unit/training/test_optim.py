@@ -7,10 +7,9 @@ from mmrlaif import io
 from mmrlaif.config import DPOConfig, LoRAConfig
 from mmrlaif.families import FAMILIES
 from mmrlaif.models.families import family_of, submodule
-from mmrlaif.models.load import load_vlm
-from mmrlaif.models.tiny import save_model
-from mmrlaif.models.twins import build_twin
+from mmrlaif.models.load import load_vlm, save_model
 from mmrlaif.pairs.table import online_noise_row, pair_row
+from mmrlaif.toyworld.twins import build_twin
 from mmrlaif.training.dpo import _povid_trainer_kwargs, _read_pairs, dpo_arguments, lora_config
 from mmrlaif.training.optim import split_projector_groups
 from mmrlaif.training.povid import POVIDDPOTrainer

@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from mmrlaif import io
 from mmrlaif.config import DPOConfig
 from mmrlaif.models.chat import ChatFormat, message_text
-from mmrlaif.models.load import load_vlm
-from mmrlaif.models.tiny import save_model
+from mmrlaif.models.load import load_vlm, save_model
 from mmrlaif.pairs.noise import add_diffusion_noise
 from mmrlaif.pairs.table import NoiseSpec, online_noise_row, pair_row
 from mmrlaif.training.data import encode_answers
@@ -96,7 +95,7 @@ def _model_dir(name, tiny_model, tmp_path):
     if name == "toy":
         model, processor = tiny_model
     else:
-        from mmrlaif.models.twins import build_twin
+        from mmrlaif.toyworld.twins import build_twin
 
         model, processor = build_twin(name)
     return save_model(model, processor, tmp_path / f"policy-{name}")

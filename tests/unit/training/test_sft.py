@@ -66,7 +66,7 @@ def test_unknown_trainer_argument_is_named(tmp_path):
 
 
 def test_same_seed_gives_identical_loss_curve(small_world, tmp_path):
-    from mmrlaif.models.tiny import build_tiny_vlm
+    from mmrlaif.toyworld.tiny import build_tiny_vlm
     from tests.conftest import SMALL_MODEL
 
     rows = rows_of(small_world, 40)
@@ -96,7 +96,7 @@ def test_sft_learns_on_a_tiny_set(small_world, tiny_model, tmp_path):
 
 
 def test_vision_tower_frozen_by_default_and_trainable_on_request(small_world, tmp_path):
-    from mmrlaif.models.tiny import build_tiny_vlm
+    from mmrlaif.toyworld.tiny import build_tiny_vlm
     from tests.conftest import SMALL_MODEL
 
     rows = rows_of(small_world, 16)
