@@ -17,8 +17,9 @@ and noisy). Per variant: wall time of the whole ``train_dpo`` call (precompute a
 included), TRL's training-loop time, steps/s, pairs/s (pairs x epochs / wall), peak memory
 (CPU: ``ru_maxrss`` of the subprocess, and its RSS just before ``train_dpo`` so the training-time
 increment shows; CUDA: ``torch.cuda.max_memory_allocated``). Prints the ratios precomputed/live,
-the ceiling 4E/(3E+1) of DESIGN.md section 5, the same ceiling with the forward share measured
-here, and checks that both variants start at loss ln 2 and end at the same loss.
+the ceiling 4E/(3E+1) (E epochs, a reference forward = 1/3 of a training step), the same
+ceiling with the forward share measured here, and checks that both variants start at loss ln 2
+and end at the same loss.
 """
 
 from __future__ import annotations
@@ -319,7 +320,7 @@ def report(
     print(f"throughput ratio precomputed/live (training loop only):  {loop_ratio:.2f}x")
     cpu_ratio = med["live"]["cpu"] / med["precomputed"]["cpu"]
     print(f"CPU-time ratio live/precomputed (whole call):            {cpu_ratio:.2f}x")
-    print(f"ceiling 4E/(3E+1) at E={epochs} (forward = 1/3 of a step, DESIGN.md 5): {ceiling:.2f}x")
+    print(f"ceiling 4E/(3E+1) at E={epochs} (forward = 1/3 of a step): {ceiling:.2f}x")
     print(
         f"ceiling with the forward share measured here ({share:.2f} of a step): "
         f"{ceiling_measured:.2f}x"
@@ -329,12 +330,12 @@ def report(
     above_design = "ABOVE" if ceiling < TARGET else "within"
     above_measured = "ABOVE" if ceiling_measured < TARGET else "within"
     print(
-        f"issue target >= {TARGET:.2f}x is {above_design} the DESIGN.md ceiling {ceiling:.2f}x "
+        f"issue target >= {TARGET:.2f}x is {above_design} the 1/3-share ceiling {ceiling:.2f}x "
         f"and {above_measured} the measured-share ceiling {ceiling_measured:.2f}x"
     )
     print(
         f"  at E={epochs}, {TARGET:.2f}x needs a reference forward >= {needed:.2f} of a training "
-        f"step (measured here {share:.2f}; DESIGN.md assumes 0.33)"
+        f"step (measured here {share:.2f}; the ceiling assumes 0.33)"
     )
     print(
         f"peak memory ratio precomputed/live: {peak_ratio:.2f} "

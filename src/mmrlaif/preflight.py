@@ -103,7 +103,6 @@ def check(cfg: Config, *, reach: bool = True, timeout: float = 5.0) -> None:
 
 
 def _tracking(cfg: Config, timeout: float) -> list[Problem]:
-
     uri = tracking_uri(cfg)
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https"):

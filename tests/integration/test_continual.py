@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mmrlaif.config import Config, WorldConfig, from_dict
-from mmrlaif.continual.prompts import WATERMARK_TAG, read_ledger
+from mmrlaif.continual.partitions import WATERMARK_TAG, read_ledger
 from mmrlaif.io import read_rows, write_table
 from mmrlaif.toyworld import build_world
 from tests.integration.test_pipeline import MINIMAL, _task_dirs

@@ -42,7 +42,6 @@ def register(add: AddCommand) -> None:
 
 
 def _cmd_bench(cfg: Config, args: argparse.Namespace) -> None:
-
     bench = cfg.eval.benchmarks
     name = "object_halbench" if args.benchmark == "objhal" else args.benchmark
     if name != "mmhal" and not args.data:

@@ -43,7 +43,6 @@ def _cmd_compile(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_images(cfg: Config, args: argparse.Namespace) -> int:
-
     if not (args.context / "images" / "versions.yaml").is_file():
         raise CommandError(f"{args.context.resolve()} is not the repository root (no images/)")
     registry = args.registry or cfg.kubernetes.image_registry
@@ -113,7 +112,6 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_submit(cfg: Config, args: argparse.Namespace) -> None:
-
     check_trainer_args(cfg)
 
     try:
@@ -136,7 +134,6 @@ def _cmd_submit(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_schedule(cfg: Config, args: argparse.Namespace) -> None:
-
     check_trainer_args(cfg)
 
     try:

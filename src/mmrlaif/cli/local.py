@@ -79,7 +79,6 @@ def register(add: AddCommand) -> None:
 
 
 def _cmd_world(cfg: Config, args: argparse.Namespace) -> None:
-
     out = args.out or Path(cfg.run.output_dir) / "world"
     paths = build_world(cfg.world, out)
     print(f"world written to {paths.root}")
@@ -168,13 +167,11 @@ def _cmd_demo(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_check(cfg: Config, args: argparse.Namespace) -> None:
-
     check(cfg, reach=not args.offline, timeout=args.timeout)
     print("preflight: no problem found")
 
 
 def _cmd_run(cfg: Config, args: argparse.Namespace) -> None:
-
     check(cfg)  # every problem the preflight can find, before the first task
     start = time.perf_counter()
     uri = tracking_uri(cfg)
@@ -218,7 +215,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:
-
     check_local_paths(cfg)
     check_trainer_args(cfg)
     variants = [v for v in args.variants.split(",") if v]
@@ -239,7 +235,6 @@ def _cmd_ablate(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def _cmd_report(cfg: Config, args: argparse.Namespace) -> None:
-
     run = Path(args.run or cfg.run.output_dir)
     if not run.is_dir():
         raise CommandError(f"no run folder at {run} (give a run's output folder, e.g. runs/demo)")

@@ -3,7 +3,7 @@ policy reference) and consumes only prompts that arrived since the last successf
 
 - :mod:`mmrlaif.continual.source` resolves the starting policy (hub id, folder, ``s3://``,
   ``models:/<name>@<alias>``);
-- :mod:`mmrlaif.continual.prompts` selects the new prompts (date partitions after the
+- :mod:`mmrlaif.continual.partitions` selects the new prompts (date partitions after the
   watermark, minus prompts used before, plus a replay) and advances the watermark on success.
 
 :func:`lineage` is what every model version registered by such a run carries.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mmrlaif.continual.prompts import REPORT
+from mmrlaif.continual.partitions import REPORT
 
 #: The base policy's record of where it came from (next to its ``model/``).
 POLICY_SOURCE = "policy_source.json"

@@ -100,7 +100,7 @@ def _resolve_registry(spec: str, tracking_uri: str | None, download_to: Path) ->
     # lazy: mlflow takes seconds to import; only a registry source needs it
     from mlflow.exceptions import MlflowException
 
-    from mmrlaif.tracking import _mlflow as mf
+    from mmrlaif.tracking import mlflow_client as mf
 
     if not tracking_uri:
         raise PolicySourceError(f"{spec}: no MLflow tracking URI to resolve it against")

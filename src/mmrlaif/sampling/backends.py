@@ -27,7 +27,6 @@ class TransformersBackend:
     """Sampling with ``transformers`` ``generate`` on a locally loaded policy."""
 
     def __init__(self, policy: str | Path, model_cfg: ModelConfig) -> None:
-
         self.policy = str(policy)
         self.model, self.processor = load_vlm(
             policy, model_cfg.dtype, model_cfg.trust_remote_code, family=model_cfg.family

@@ -23,7 +23,7 @@ from mmrlaif import artifacts
 from mmrlaif.artifacts import IMPORT_REPORT
 from mmrlaif.config import Config, to_dict
 from mmrlaif.continual import lineage
-from mmrlaif.continual.prompts import REPORT, advance
+from mmrlaif.continual.partitions import REPORT, advance
 from mmrlaif.evaluation.metrics import headline_of
 from mmrlaif.evaluation.select import SELECT_METRICS, SELECT_REPORT, metric_value
 from mmrlaif.io.hashes import file_sha256

@@ -46,7 +46,7 @@ def world_step(cfg: Config, out_dir: str | Path, shape: str = "") -> WorldPaths:
         write_json(asdict(stats), Path(out_dir) / IMPORT_REPORT)
     elif cfg.data.prompts_prefix:
         # lazy: MLflow comes with it, needed by continual runs only
-        from mmrlaif.continual.prompts import REPORT, select_prompts
+        from mmrlaif.continual.partitions import REPORT, select_prompts
 
         select_prompts(cfg, paths.prompts("align"), Path(out_dir) / REPORT)
     return paths

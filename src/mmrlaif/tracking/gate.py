@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mmrlaif.config import GateConfig
-from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking import mlflow_client as mf
 from mmrlaif.tracking.lineage import EVAL_SHA_TAG, metrics_from_tags
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Any
 
 from mmrlaif.config import Config, config_to_yaml
 from mmrlaif.config.selection import BENCHMARK_NAMES
-from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking import mlflow_client as mf
 
 #: Environment variable carrying the source revision into containers (set by the image build).
 GIT_SHA_ENV = "MMRLAIF_GIT_SHA"

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking import mlflow_client as mf
 from mmrlaif.tracking.plotting import DEFAULT_PLOT_KEYS, plot_iterations
 from mmrlaif.tracking.uri import default_artifact_root, redact_uri
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmrlaif.io import atomic_path
-from mmrlaif.tracking._mlflow import as_number
+from mmrlaif.tracking.mlflow_client import as_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrlaif.io import atomic_path, is_s3, read_rows
-from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking import mlflow_client as mf
 from mmrlaif.tracking import report_html as page
 from mmrlaif.tracking.report_data import IterationData, RunData, collect_run, find_pipeline_run
 from mmrlaif.tracking.report_pairs import example_pairs, examples_section

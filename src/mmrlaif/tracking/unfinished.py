@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking import mlflow_client as mf
 from mmrlaif.tracking.report_data import parent_run_ids
 from mmrlaif.tracking.uri import tracking_uri
 

@@ -18,7 +18,7 @@ from mmrlaif import artifacts
 from mmrlaif.config import Config
 from mmrlaif.evaluation.metrics import headline_of
 from mmrlaif.io.hashes import tree_sha256
-from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking import mlflow_client as mf
 from mmrlaif.tracking.gate import promote_version, unfit_reasons
 from mmrlaif.tracking.lineage import (
     GIT_SHA_ENV,

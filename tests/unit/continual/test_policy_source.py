@@ -9,7 +9,7 @@ import pytest
 from mmrlaif.continual import lineage
 from mmrlaif.continual.source import PolicySourceError, parse_registry_ref, resolve_policy
 from mmrlaif.io import s3
-from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking import mlflow_client as mf
 from mmrlaif.tracking.registry import register_model
 
 

@@ -88,7 +88,7 @@ def test_metric_tags_round_trip_exactly() -> None:
 @pytest.mark.integration
 def test_gate_against_mlflow_server(mlflow_server, tmp_path, capsys) -> None:
     """Register three versions on a real server (artifacts on the loopback S3) and gate them."""
-    from mmrlaif.tracking import _mlflow as mf
+    from mmrlaif.tracking import mlflow_client as mf
     from mmrlaif.tracking.gate import DECISION_TAG, REASON_TAG, promote_version
     from mmrlaif.tracking.registry import register_model
 

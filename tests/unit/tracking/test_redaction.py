@@ -27,7 +27,7 @@ def test_redact_uri() -> None:
 def test_no_password_in_outputs(mlflow_server, tmp_path, monkeypatch, caplog, capsys) -> None:
     from mmrlaif.config import Config, from_dict
     from mmrlaif.steps.track import finish_step, start_step
-    from mmrlaif.tracking import _mlflow as mf
+    from mmrlaif.tracking import mlflow_client as mf
 
     uri = mlflow_server.uri.replace("http://", f"http://alice:{SECRET}@")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

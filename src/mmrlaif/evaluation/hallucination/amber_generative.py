@@ -31,8 +31,14 @@ class AmberGenerativeResult:
         cover: ``truth`` entries mentioned / ``truth`` entries.
         hal: Responses with >= 1 hallucinated noun / responses.
         cog: ``hallu`` entries mentioned / ``hallu`` entries.
-        n_responses, n_hallucinated_responses, n_nouns, n_hallucinated_nouns, n_truth,
-        n_truth_covered, n_hallu, n_hallu_covered: The counts behind them.
+        n_responses: Responses scored.
+        n_hallucinated_responses: Responses with >= 1 hallucinated noun.
+        n_nouns: Vocabulary nouns, every occurrence.
+        n_hallucinated_nouns: Hallucinated nouns, every occurrence.
+        n_truth: ``truth`` entries.
+        n_truth_covered: ``truth`` entries mentioned.
+        n_hallu: ``hallu`` entries.
+        n_hallu_covered: ``hallu`` entries mentioned.
     """
 
     chair: float

@@ -94,7 +94,6 @@ def _clip_vision(image_size: int) -> Any:
 
 
 def _build_llava(tokenizer: PreTrainedTokenizerBase) -> _Built:
-
     image_size = 56  # 4 x 4 patches of 14: 16 image tokens (336 -> 576 in the real model)
     text = _llama_text(tokenizer)
     text.pop("model_type")
@@ -180,7 +179,6 @@ def _qwen_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
 
 
 def _build_qwen2_5_vl(tokenizer: PreTrainedTokenizerBase) -> _Built:
-
     endoftext, im_end = _ids(tokenizer, "<|endoftext|>", "<|im_end|>")
     # Qwen2.5-VL-7B's structure: GQA, mrope (sections [16, 24, 24] of head_dim 128 -> [2, 3, 3]
     # of 16), a windowed ViT with full attention in its last block, patch 14, 2 x 2 merging,
@@ -237,7 +235,6 @@ def _build_qwen2_5_vl(tokenizer: PreTrainedTokenizerBase) -> _Built:
 
 
 def _build_qwen3_vl(tokenizer: PreTrainedTokenizerBase) -> _Built:
-
     endoftext, im_end = _ids(tokenizer, "<|endoftext|>", "<|im_end|>")
     # Qwen3-VL-2B's structure: GQA with explicit head_dim, interleaved mrope (sections
     # [24, 20, 20] of head_dim 128 -> [4, 2, 2] of 16), tied embeddings; a ViT with learned,

@@ -180,7 +180,6 @@ def _train_bpe(
 
 
 def _qwen_pre_tokenizer() -> pre_tokenizers.PreTokenizer:
-
     return pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),

@@ -2,7 +2,7 @@
 
 The synonym files are fixtures in the references' format (``fixtures/chair/synonyms.txt``,
 ``fixtures/object_halbench/synonyms_refine.txt``); every expected value is worked out by hand
-from the scripts' rules (see ``../shared/FIDELITY.md``, "Benchmark metrics").
+from the scripts' rules.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Small helpers over ``mlflow.MlflowClient`` shared by the tracking modules (internal).
+"""Small helpers over ``mlflow.MlflowClient``: the tracking modules and the continual ledger.
 
 MLflow is imported inside functions, so importing :mod:`mmrlaif.tracking` stays cheap and has no
 side effects.

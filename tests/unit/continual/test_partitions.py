@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mmrlaif.config import Config, ConfigError, from_dict
-from mmrlaif.continual.prompts import (
+from mmrlaif.continual.partitions import (
     WATERMARK_TAG,
     advance,
     list_partitions,
@@ -18,7 +18,7 @@ from mmrlaif.continual.prompts import (
     select_prompts,
 )
 from mmrlaif.io import image_to_cell, read_rows, write_table
-from mmrlaif.tracking import _mlflow as mf
+from mmrlaif.tracking import mlflow_client as mf
 
 
 def _cell(colour: tuple[int, int, int]) -> dict:

@@ -108,7 +108,7 @@ def read_watermark(cfg: Config) -> str | None:
     from mlflow.exceptions import MlflowException
 
     # lazy: mlflow takes seconds to import; only a ledger on MLflow needs it
-    from mmrlaif.tracking import _mlflow as mf
+    from mmrlaif.tracking import mlflow_client as mf
 
     try:
         tags = mf.client(tracking_uri(cfg)).get_registered_model(model).tags
@@ -220,7 +220,7 @@ def advance(cfg: Config, report_path: str | Path, run_id: str) -> ContinualRepor
         f"{ledger.rstrip('/')}/{run_id}.parquet",
         # lazy: mlflow takes seconds to import; only a ledger on MLflow needs it
     )
-    from mmrlaif.tracking import _mlflow as mf
+    from mmrlaif.tracking import mlflow_client as mf
 
     client = mf.client(tracking_uri(cfg))
     model = _tracked_model(cfg)
