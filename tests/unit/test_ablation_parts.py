@@ -6,13 +6,16 @@ from pathlib import Path
 import pytest
 
 from mmrlaif.ablation import (
+    VARIANTS,
     AblationRun,
     expected_cost,
     markdown_table,
+    needs_checker,
     summarize,
     variant_config,
     write_results,
 )
+from mmrlaif.ablation.variants import checker_config
 from mmrlaif.config import ConfigError, load_config
 
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "tiny_cpu.yaml"
@@ -44,6 +47,32 @@ def test_variants_change_only_what_they_name(tmp_path):
     assert costs == {"iterative": 48, "one_shot": 32, "povid": 72, "rlaifv_povid": 96}
     with pytest.raises(ConfigError, match="unknown ablation variant 'both'"):
         variant_config(cfg, "both", 0, tmp_path, None)
+
+
+def test_the_strong_labeler_variants_label_with_the_world_checker(tmp_path):
+    cfg = load_config(PRESET)
+    checker = tmp_path / "checker" / "model"
+    strong = variant_config(cfg, "strong_labeler", 1, tmp_path, tmp_path / "base", checker)
+    assert (strong.labeling.labeler, strong.labeling.labeler_name_or_path) == (
+        "model",
+        str(checker),
+    )
+    assert strong.labeling.reject_threshold == 0.5  # RLAIF-V's P(no) >= P(yes)
+    assert (strong.pipeline, strong.dpo, strong.sampling.n) == (cfg.pipeline, cfg.dpo, 8)
+    once = variant_config(cfg, "strong_labeler_one_shot", 1, tmp_path, None, checker)
+    assert (once.pipeline.iterations, once.sampling.n, once.labeling.labeler) == (1, 24, "model")
+    assert [v for v in VARIANTS if needs_checker(v)] == [
+        "strong_labeler",
+        "strong_labeler_one_shot",
+    ]
+    # the checker's own fine-tuning: the preset's world and model, more yes/no, deeper decoder
+    ccfg = checker_config(cfg, tmp_path)
+    assert ccfg.world.yesno_per_image == 12 and cfg.world.yesno_per_image == 2
+    assert ccfg.model.tiny.text_layers == 2 * cfg.model.tiny.text_layers
+    assert (ccfg.world.seed, ccfg.model.seed, ccfg.sft) == (cfg.world.seed, cfg.model.seed, cfg.sft)
+    assert ccfg.run.output_dir == str(tmp_path / "checker")
+    text = markdown_table([], {"pope_adversarial_accuracy": 0.95})
+    assert text.endswith("\nStrong labeler: POPE adversarial accuracy 95.00 (eval split).\n")
 
 
 def _h(object_hal: float, cover: float) -> dict:

@@ -55,3 +55,29 @@ def test_a_violating_import_fails_the_lint(tmp_path: Path, module, source, contr
     assert done.returncode == 1, done.stdout
     assert "BROKEN" in done.stdout and f"{module} -> " in done.stdout
     assert _lint(tmp_path / "clean", {}, contract).returncode == 0
+
+
+def test_a_function_body_import_needs_its_reason(tmp_path: Path) -> None:
+    from lint_imports import unexplained_imports
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.setuptools]\npackages = ["mmrlaif"]\n[tool.setuptools.package-dir]\n"" = "src"\n'
+    )
+    package = tmp_path / "src" / "mmrlaif"
+    package.mkdir(parents=True)
+    module = package / "late.py"
+    body = "def f():\n    {reason}import json\n    from os import path\n\n    return json, path\n"
+    module.write_text(body.format(reason=""))
+    assert unexplained_imports(tmp_path / "pyproject.toml") == [
+        "src/mmrlaif/late.py:2: import json",
+        "src/mmrlaif/late.py:3: from os import path",
+    ]
+    # one reason on the line above covers the block of imports under it
+    module.write_text(body.format(reason="# lazy: a heavy module\n    "))
+    assert unexplained_imports(tmp_path / "pyproject.toml") == []
+    # imports at module level, and under TYPE_CHECKING, need none
+    module.write_text(
+        "import json\nfrom typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import os\n\n\ndef f():\n    return json\n"
+    )
+    assert unexplained_imports(tmp_path / "pyproject.toml") == []

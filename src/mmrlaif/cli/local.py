@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from mmrlaif.ablation import AblationError, run_ablation, summarize, variant_config
+from mmrlaif.ablation import VARIANTS, AblationError, run_ablation, summarize, variant_config
 from mmrlaif.cli import AddCommand, CommandError
 from mmrlaif.config import Config, check_local_paths
 from mmrlaif.io import read_rows, write_json, write_table
@@ -60,8 +60,7 @@ def register(add: AddCommand) -> None:
     p.add_argument(
         "--variants",
         default="iterative,one_shot,self_labeler,dpo_only,povid,rlaifv_povid",
-        help="comma-separated, of: iterative, one_shot, self_labeler, self_labeler_replay, "
-        "dpo_only, povid, rlaifv_povid",
+        help=f"comma-separated, of: {', '.join(VARIANTS)}",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument(
