@@ -15,7 +15,8 @@ CHECKER_PATH = "{checker}"
 #: 34B labeler of a 7B policy): fine-tuned once per world on the same training images as the
 #: base policy, with six times the yes/no supervision and a decoder twice as deep. What it
 #: changes against the preset (dotted keys); it shares the base policy's world seed, so its
-#: training images are the base policy's and its eval split is never trained on.
+#: training images are the base policy's (their captions drawn anew, as the yes/no questions
+#: take their draws from the same stream) and its eval split is never trained on.
 CHECKER: dict[str, Any] = {
     "world.yesno_per_image": 12,
     "model.tiny.text_layers": 4,
