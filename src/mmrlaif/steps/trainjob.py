@@ -291,7 +291,6 @@ def launch_trainjob(
     streamer = threading.Thread(
         target=job.stream_node0_logs, args=(log, stop, min(poll_s, 5.0)), daemon=True
     )
-    streamer.start()
     deadline, seen = time.monotonic() + timeout_s, None
     try:
         while True:
@@ -299,6 +298,8 @@ def launch_trainjob(
             if sorted(conds) != seen:
                 seen = sorted(conds)
                 log(f"TrainJob {ns}/{name}: {', '.join(seen) or 'running'}")
+            if streamer.ident is None:
+                streamer.start()  # after the job's first state, so that it is logged first
             if "Complete" in conds or "Failed" in conds:
                 stop.set()
                 streamer.join(drain_s)
